@@ -1,0 +1,1 @@
+"""The store side of walkout: config, sessions, baskets, charges, the API and the replay harness."""

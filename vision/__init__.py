@@ -1,0 +1,1 @@
+"""Pure computer-vision library of walkout: no sockets, threads or globals."""
