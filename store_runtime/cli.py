@@ -1,0 +1,164 @@
+"""The `walkout` command: one CLI with a subcommand per job.
+
+Each subcommand imports what it needs when it runs, so `walkout --help` is instant and a missing
+optional extra only affects the command that needs it. User mistakes end with a one-line message
+and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+SAMPLES_DIR = Path("sample_videos")
+# The sample scenarios in git: (directory name, kind, seed, options). One command regenerates them all.
+SAMPLES: tuple[tuple[str, str, int, dict], ...] = (
+    ("01-single", "single", 11, {}),
+    ("02-pick-put", "pick_put", 12, {}),
+    ("03-two-shoppers", "two_shoppers", 13, {}),
+    ("04-adjacent", "adjacent", 14, {}),
+    ("05-misplaced", "misplaced", 15, {}),
+    ("06-family", "family", 16, {}),
+    ("07-refused-expired", "refused", 17, {"refusal": "expired"}),
+    ("08-several", "several", 18, {}),
+)
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for: printed as one line, exit code 2."""
+
+
+def _default_data_dir() -> Path | None:
+    for candidate in (Path("../shared/data"), Path(__file__).resolve().parents[2] / "shared" / "data"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from vision.synth.dataset import DatasetWriter
+    from vision.synth.scenario import KINDS, SynthOptions, render_scenario
+
+    data_dir = args.data if args.data is not None else _default_data_dir()
+    if data_dir is not None and not data_dir.is_dir():
+        raise UserError(f"--data {data_dir}: no such directory")
+    if args.samples:
+        out = args.out or SAMPLES_DIR
+        for name, kind, seed, extra in SAMPLES:
+            summary = render_scenario(out / name, SynthOptions(kind=kind, seed=seed, data_dir=data_dir, **extra))
+            print(json.dumps(summary))
+        return 0
+    if args.out is None:
+        raise UserError("synth: give an output directory (or --samples)")
+    kinds = list(KINDS) if args.kind == "all" else [args.kind]
+    if args.count < 1:
+        raise UserError(f"--count must be at least 1, got {args.count}")
+    writer = DatasetWriter(args.out / "dataset", every=args.every) if args.dataset else None
+    for n in range(args.count):
+        for kind in kinds:
+            seed = args.seed + n
+            target = args.out if args.count == 1 and len(kinds) == 1 else args.out / f"{kind}-{seed}"
+            # Whole scenarios go to val (one in `val_every`), never single frames: no near-duplicates across splits.
+            split = "val" if args.dataset and (seed * 7 + len(kind)) % args.val_every == 0 else "train"
+            options = SynthOptions(kind=kind, seed=seed, preset=args.preset, data_dir=data_dir, refusal=args.refusal)
+            print(json.dumps(render_scenario(target, options, writer, split)))
+    if writer is not None:
+        print(json.dumps({"dataset": str(writer.finish()), "images": writer.counts}))
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from store_runtime.config import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    store = scenario.store.config
+    print(f"{args.scenario}: ok — store {store.store_id}, {len(store.cameras)} cameras, "
+          f"{len(scenario.store.catalog.products)} products, "
+          f"{sum(len(c.slots) for c in store.cameras.values())} slots")
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from store_runtime.config import load_scenario
+    from store_runtime.scoring import score_replay, write_metrics
+
+    scenario = load_scenario(args.scenario)
+    if not scenario.truth_path.is_file():
+        raise UserError(f"{scenario.truth_path}: no truth.json to score against")
+    prices = {g: p.price_cents for g, p in scenario.store.catalog.products.items()}
+    metrics = score_replay(args.scenario, args.out, prices=prices, camera_videos=scenario.video_paths,
+                           wall_seconds=None, recorded_seconds=None)
+    write_metrics(args.out / "metrics.json", metrics)
+    print(json.dumps({k: v for k, v in metrics.items() if k != "details"}, sort_keys=True))
+    return 0
+
+
+def _cmd_entry_code(args: argparse.Namespace) -> int:
+    import secrets
+
+    from store_runtime.config import load_store
+    from vision.entry_code import EntryClaims, make_code
+
+    store = load_store(args.store).config
+    claims = EntryClaims(cid=args.customer, jti=args.jti or secrets.token_hex(8), sid=store.store_id,
+                         exp=int(args.expires), party=args.party)
+    print(make_code(store.entry_key_bytes, claims))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="walkout", description="An open checkout-free store.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    synth = sub.add_parser("synth", help="render scenarios (videos + truth) from the synthetic store world")
+    synth.add_argument("out", nargs="?", type=Path, help="output directory")
+    synth.add_argument("--kind", default="single",
+                       help="scenario kind, or 'all' (single, pick_put, two_shoppers, adjacent, misplaced, family, "
+                            "refused, several)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--count", type=int, default=1, help="scenarios per kind, seeds seed..seed+count-1")
+    synth.add_argument("--preset", default="sample", help="randomisation ranges: sample, train or heldout")
+    synth.add_argument("--refusal", choices=["expired", "reused", "forged"], help="for kind 'refused'")
+    synth.add_argument("--data", type=Path, help="real data folder (faces, grocery); default ../shared/data if present")
+    synth.add_argument("--dataset", action="store_true", help="also write a YOLO dataset under OUT/dataset")
+    synth.add_argument("--every", type=int, default=3, help="with --dataset: keep every k-th frame")
+    synth.add_argument("--val-every", type=int, default=5, help="with --dataset: one scenario in N goes to val")
+    synth.add_argument("--samples", action="store_true", help="regenerate the sample scenarios (sample_videos/)")
+    synth.set_defaults(func=_cmd_synth)
+
+    check = sub.add_parser("check", help="validate a scenario directory (manifest, store layout, catalog)")
+    check.add_argument("scenario", type=Path)
+    check.set_defaults(func=_cmd_check)
+
+    score = sub.add_parser("score", help="score replay outputs against a scenario's truth.json (SPEC section 6)")
+    score.add_argument("scenario", type=Path)
+    score.add_argument("--out", type=Path, required=True, help="the replay's output directory")
+    score.set_defaults(func=_cmd_score)
+
+    code = sub.add_parser("entry-code", help="make a WO1 entry code for a test store (what the shopper app shows)")
+    code.add_argument("--store", type=Path, required=True, help="store.yaml")
+    code.add_argument("--customer", required=True)
+    code.add_argument("--expires", type=float, required=True, help="expiry, Unix seconds")
+    code.add_argument("--party", type=int, default=1)
+    code.add_argument("--jti", help="token id (random if absent)")
+    code.set_defaults(func=_cmd_entry_code)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from store_runtime.config import ConfigError
+    from store_runtime.scoring import ScoringError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (UserError, ConfigError, ScoringError, ValueError, FileNotFoundError) as exc:
+        print(f"walkout {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

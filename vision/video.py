@@ -1,0 +1,46 @@
+"""Writing video files: H.264 in MP4 through PyAV (OpenCV's pip build cannot encode H.264)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+
+class VideoWriter:
+    """Writes BGR frames of one size to an H.264 MP4; use as a context manager."""
+
+    def __init__(self, path: Path, size: tuple[int, int], fps: int, crf: int = 26, preset: str = "veryfast") -> None:
+        import av  # heavy: imported when a video is written, not when walkout starts
+
+        self.path = Path(path)
+        self.size = size
+        self._container = av.open(str(self.path), mode="w")
+        self._stream = self._container.add_stream("libx264", rate=fps)
+        self._stream.width, self._stream.height = size
+        self._stream.pix_fmt = "yuv420p"
+        # One thread and no scene-cut randomness: the same frames give the same bytes.
+        self._stream.options = {"crf": str(crf), "preset": preset, "threads": "1"}
+        self._frame_type = av.VideoFrame
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        w, h = self.size
+        if frame.shape != (h, w, 3) or frame.dtype != np.uint8:
+            raise ValueError(f"{self.path}: expected a {w}x{h} BGR uint8 frame, got shape {frame.shape} {frame.dtype}")
+        for packet in self._stream.encode(self._frame_type.from_ndarray(frame, format="bgr24")):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> None:
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
