@@ -9,11 +9,11 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import SAMPLES, sample_dirs
 
+from conftest import SAMPLES, sample_dirs
 from store_runtime.config import load_scenario
 from store_runtime.scoring import score_replay
-from vision.synth.scenario import KINDS
+from vision.synth.scenario import KINDS, SynthOptions, plan_scenario
 from vision.video import VideoWriter
 
 SAMPLE_DIRS = sample_dirs()
@@ -40,6 +40,17 @@ def test_sample_is_valid_and_its_face_truth_has_a_line_per_frame(scenario_dir: P
         assert len(lines) == frames, f"{camera}: {len(lines)} face lines for {frames} frames"
     catalog = scenario.store.catalog.products
     assert all(b["gtin"] in catalog for c in truth["customers"] for b in c["basket"])
+
+
+@pytest.mark.parametrize("scenario_dir", SAMPLE_DIRS, ids=lambda p: p.name)
+def test_sample_truth_is_what_the_current_renderer_makes(scenario_dir: Path, shared_data: Path) -> None:
+    """`walkout synth --samples` must reproduce the samples in git byte for byte: a change to the world
+    that shifts a random draw silently detaches the samples from the code that claims to make them."""
+    truth_bytes = (scenario_dir / "truth.json").read_bytes()
+    truth = json.loads(truth_bytes)
+    refusal = truth["refused"][0]["reason"] if truth["refused"] else None
+    plan = plan_scenario(SynthOptions(kind=truth["kind"], seed=truth["seed"], data_dir=shared_data, refusal=refusal))
+    assert plan.truth_json().encode() == truth_bytes
 
 
 def _blur_truth_faces(src: Path, faces: Path, dst: Path) -> None:

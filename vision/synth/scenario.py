@@ -102,6 +102,10 @@ class Plan:
     def truth(self) -> dict:
         return _truth(self.shoppers, self.chor, self.read_times, self.options)
 
+    def truth_json(self) -> str:
+        """truth.json's exact text: the bytes that must not change for the same seed."""
+        return json.dumps(self.truth(), indent=1, ensure_ascii=False) + "\n"
+
 
 def plan_scenario(options: SynthOptions) -> Plan:
     """Plan and time a scenario: its store, shoppers, motions and true events (deterministic by seed)."""
@@ -139,7 +143,7 @@ def render_scenario(out_dir: Path, options: SynthOptions, dataset: DatasetWriter
     _write_faces(out_dir / "faces" / "aisle.jsonl", aisle_faces)
     _write_faces(out_dir / "faces" / "gate.jsonl", gate_faces)
     truth = plan.truth()
-    (out_dir / "truth.json").write_text(json.dumps(truth, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out_dir / "truth.json").write_text(plan.truth_json(), encoding="utf-8")
     return {"dir": str(out_dir), "kind": options.kind, "seed": options.seed,
             "seconds": round(plan.n_frames / options.fps, 3), "customers": len(truth["customers"]),
             "events": len(truth["events"])}

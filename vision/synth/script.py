@@ -195,7 +195,6 @@ def choreograph(plans: list[ShopperPlan], wall: ShelfWall, contents: dict[str, l
                 t_out = t
                 tl.keys.append(Key(t + 0.45, x, None, side, "back", to_bag=True))
                 t += 0.45
-                t_lift = t
                 tl.keys.append(Key(t + 0.35, x, (x + (0.1 if side == "R" else -0.1) * h, plan.depth - 0.55 * h),
                                    side, "back"))
                 t += 0.35
@@ -220,7 +219,6 @@ def choreograph(plans: list[ShopperPlan], wall: ShelfWall, contents: dict[str, l
                 tl.holds.append((change.t, t, hold_side, (), visit.slot))
             else:
                 tl.holds.append((t_out, change.t, hold_side, (), visit.slot))
-                del t_lift
                 tl.keys.append(Key(t + _WITHDRAW, x, None, side, "back"))
                 t += _WITHDRAW
             tl.keys.append(Key(t + 0.3, x, None, side, "back"))

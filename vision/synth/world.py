@@ -139,7 +139,6 @@ def build_shelf_wall(rng: np.random.Generator, look: Look, products: list[assets
     for r in range(n_rows):
         row_top = top + r * row_h
         board_y = row_top + row_h - label_h
-        shelf_color = tuple(int(v) for v in rng.integers(90, 230, 3))
         board = assets.shelf_board(rng, int(unit_x1 - unit_x0), int(board_h + label_h))
         draw.paste(plane, board, unit_x0, board_y)
         widths = rng.uniform(0.8, 1.2, size=per_row)
@@ -170,10 +169,7 @@ def build_shelf_wall(rng: np.random.Generator, look: Look, products: list[assets
             if n == capacity and capacity > 1 and rng.random() < 0.6:
                 n -= 1
             contents[slot_id] = [product.gtin] * n
-        del shelf_color
-    homography = _camera_homography(rng, look, pw, ph) @ np.array(
-        [[1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float64)
-    wall = ShelfWall(slots, homography, plane, facing_art)
+    wall = ShelfWall(slots, _camera_homography(rng, look, pw, ph), plane, facing_art)
     img_floor = wall.image_point((m + w / 2, floor_y))[1]
     wall.floor_y = float(np.clip(img_floor + 110, 650, 705))
     wall.zones = {
