@@ -11,7 +11,7 @@ import csv
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -76,7 +76,9 @@ class _World:
     look: Look
     key: bytes
     faces: list[np.ndarray]
-    slot_x: dict[str, float] = field(default_factory=dict)
+
+    def slot_x(self, slot_id: str) -> float:
+        return self.wall.slot_x(slot_id)
 
 
 @dataclass
@@ -157,10 +159,7 @@ def _build_world(rng: np.random.Generator, options: SynthOptions) -> _World:
     faces = assets.face_crops(options.data_dir, rng) if options.data_dir else []
     if not faces:
         faces = [assets.drawn_face(rng, 96) for _ in range(8)]
-    world = _World(rng, wall, contents, products, look, key, faces)
-    for sid, slot in wall.slots.items():
-        world.slot_x[sid] = wall.image_point(((slot.rect[0] + slot.rect[2]) / 2, slot.rect[3]))[0]
-    return world
+    return _World(rng, wall, contents, products, look, key, faces)
 
 
 # ---------------------------------------------------------------- planning per scenario kind
@@ -171,7 +170,7 @@ def _slots(world: _World, *, min_facings: int = 1, room: int = 0, exclude: tuple
     out = []
     for sid, slot in sorted(world.wall.slots.items()):
         n = len(world.contents[sid])
-        if sid in exclude or not x_range[0] <= world.slot_x[sid] <= x_range[1]:
+        if sid in exclude or not x_range[0] <= world.slot_x(sid) <= x_range[1]:
             continue
         if n >= min_facings and slot.capacity - n >= room:
             out.append(sid)
@@ -185,7 +184,7 @@ def _choose(world: _World, candidates: list[str], what: str) -> str:
 
 
 def _by_x(world: _World, visits: list[Visit]) -> tuple[Visit, ...]:
-    return tuple(sorted(visits, key=lambda v: world.slot_x[v.slot]))
+    return tuple(sorted(visits, key=lambda v: world.slot_x(v.slot)))
 
 
 def _code(world: _World, cid: str, party: int = 1, *, exp_offset: float = 3600.0, key: bytes | None = None) -> str:
@@ -202,7 +201,7 @@ def _plan_single(world: _World, options: SynthOptions) -> list[Shopper]:
 
 def _plan_pick_put(world: _World, options: SynthOptions) -> list[Shopper]:
     a = _choose(world, _slots(world, x_range=(200, 700)), "a pick to put back")
-    b = _choose(world, _slots(world, exclude=(a,), x_range=(world.slot_x[a] + 150, 1200)), "a kept pick")
+    b = _choose(world, _slots(world, exclude=(a,), x_range=(world.slot_x(a) + 150, 1200)), "a kept pick")
     visits = (Visit(a, "pick"), Visit(b, "pick"), Visit(a, "put", returns=0))
     return [Shopper("c-0001", _code(world, "c-0001"), 0, visits)]
 
@@ -223,7 +222,7 @@ def _plan_adjacent(world: _World, options: SynthOptions) -> list[Shopper]:
     # Not the top row: reaching across a neighbour, the top shelf is out of reach.
     pairs = [(sid, f"{sid[0]}{int(sid[1:]) + 1}") for sid in sorted(world.wall.slots)
              if sid[0] != "A" and f"{sid[0]}{int(sid[1:]) + 1}" in world.wall.slots
-             and 250 < world.slot_x[sid] < 1000]
+             and 250 < world.slot_x(sid) < 1000]
     if not pairs:
         raise ValueError("the shelf layout has no two neighbouring slots below the top row")
     left, right = pairs[int(world.rng.integers(len(pairs)))]
@@ -237,10 +236,10 @@ def _plan_adjacent(world: _World, options: SynthOptions) -> list[Shopper]:
 def _plan_misplaced(world: _World, options: SynthOptions) -> list[Shopper]:
     src = _choose(world, _slots(world, x_range=(150, 650)), "the misplaced product")
     planned = world.wall.slots[src].planned
-    dst = _choose(world, [s for s in _slots(world, room=1, x_range=(world.slot_x[src] + 120, 1150))
+    dst = _choose(world, [s for s in _slots(world, room=1, x_range=(world.slot_x(src) + 120, 1150))
                           if world.wall.slots[s].planned != planned], "a wrong slot with room")
     a_visits = (Visit(src, "pick"), Visit(dst, "put", returns=0))
-    b_extra = _slots(world, exclude=(src, dst), x_range=(100, world.slot_x[dst] - 100))
+    b_extra = _slots(world, exclude=(src, dst), x_range=(100, world.slot_x(dst) - 100))
     b_visits = ([Visit(_choose(world, b_extra, "shopper 2's other pick"), "pick")] if b_extra else []) + [
         Visit(dst, "pick")]
     return [Shopper("c-0001", _code(world, "c-0001"), 0, a_visits),

@@ -101,10 +101,10 @@ class Timeline:
         f = f * f * (3 - 2 * f)  # ease in and out: hands accelerate and slow down
         pose = replace(base, x=a.x + (b.x - a.x) * f, facing=a.facing,  # type: ignore[arg-type]
                        crouch=a.crouch + (b.crouch - a.crouch) * f, held=self._held(t, held_art))
-        ha = self._hand(a, pose)
-        hb = self._hand(b, pose)
         if a.hand is None and b.hand is None and not a.to_bag and not b.to_bag:
             return pose
+        ha = self._hand(a, pose)
+        hb = self._hand(b, pose)
         target = (ha[0] + (hb[0] - ha[0]) * f, ha[1] + (hb[1] - ha[1]) * f)
         return replace(pose, reach={a.side: target})
 
@@ -169,7 +169,7 @@ def choreograph(plans: list[ShopperPlan], wall: ShelfWall, contents: dict[str, l
     """
     w, _ = AISLE_SIZE
     timelines: list[Timeline] = []
-    pending: list[tuple[ShelfChange, Key, Timeline, int]] = []
+    pending: list[tuple[ShelfChange, Timeline, int]] = []
     for si, plan in enumerate(plans):
         tl = Timeline(plan)
         h = plan.height
@@ -177,9 +177,7 @@ def choreograph(plans: list[ShopperPlan], wall: ShelfWall, contents: dict[str, l
         t = plan.aisle_t
         tl.enter_t = t
         for vi, visit in enumerate(plan.visits):
-            slot = wall.slots[visit.slot]
-            slot_x = (aims[(si, vi)][0] if aims and (si, vi) in aims
-                      else wall.image_point(((slot.rect[0] + slot.rect[2]) / 2, slot.rect[3]))[0])
+            slot_x = aims[(si, vi)][0] if aims and (si, vi) in aims else wall.slot_x(visit.slot)
             side: Side = visit.side or ("R" if slot_x >= x else "L")
             offset = (visit.stand_offset if visit.stand_offset is not None else float(rng.uniform(0.16, 0.22))) * h
             stand_x = slot_x - offset if side == "R" else slot_x + offset
@@ -223,7 +221,7 @@ def choreograph(plans: list[ShopperPlan], wall: ShelfWall, contents: dict[str, l
                 t += _WITHDRAW
             tl.keys.append(Key(t + 0.3, x, None, side, "back"))
             t += 0.3
-            pending.append((change, tl.keys[reach_key_index], tl, reach_key_index))
+            pending.append((change, tl, reach_key_index))
         t = _walk(tl, t, x, w + 0.3 * h)
         tl.exit_t = t
         timelines.append(tl)
@@ -240,7 +238,7 @@ class Choreography:
     targets: dict[tuple[int, int], tuple[float, float]]  # (shopper, visit) -> image point the hand reaches
 
 
-def _settle(timelines: list[Timeline], pending: list[tuple[ShelfChange, Key, Timeline, int]], wall: ShelfWall,
+def _settle(timelines: list[Timeline], pending: list[tuple[ShelfChange, Timeline, int]], wall: ShelfWall,
             contents: dict[str, list[str]], strict: bool) -> Choreography:
     shelf = {k: list(v) for k, v in contents.items()}
     states: list[tuple[float, str, tuple[str, ...]]] = []
@@ -248,7 +246,7 @@ def _settle(timelines: list[Timeline], pending: list[tuple[ShelfChange, Key, Tim
     targets: dict[tuple[int, int], tuple[float, float]] = {}
     events: list[TrueEvent] = []
     taken: dict[tuple[int, int], tuple[str, ...]] = {}
-    for change, _key, tl, key_index in sorted(pending, key=lambda p: (p[0].t, p[0].shopper)):
+    for change, tl, key_index in sorted(pending, key=lambda p: (p[0].t, p[0].shopper)):
         plan = tl.plan
         visit = plan.visits[change.visit]
         facings = shelf[change.slot]

@@ -63,6 +63,11 @@ class ShelfWall:
         x, y = self.to_image([plane_xy])[0]
         return (float(x), float(y))
 
+    def slot_x(self, slot_id: str) -> float:
+        """Image x of the middle of a slot's shelf edge: where a shopper heads for it."""
+        x0, _, x1, y1 = self.slots[slot_id].rect
+        return self.image_point(((x0 + x1) / 2, y1))[0]
+
     def facing_image_size(self, slot_id: str) -> tuple[int, int]:
         """Approximate image-space size of one facing, for drawing it in a shopper's hand."""
         slot = self.slots[slot_id]
@@ -122,7 +127,7 @@ def build_shelf_wall(rng: np.random.Generator, look: Look, products: list[assets
     unit_x0, unit_x1 = m + float(rng.uniform(40, 120)), m + w - float(rng.uniform(40, 120))
     row_h = (floor_y - 20 - top) / n_rows
     # Shelving unit: back panel and side uprights.
-    back = draw.shade(tuple(int(v) for v in rng.integers(150, 235, 3)), 1.0)  # type: ignore[arg-type]
+    back = tuple(int(v) for v in rng.integers(150, 235, 3))
     cv2.rectangle(plane, (int(unit_x0), int(top - 10)), (int(unit_x1), int(floor_y)), back, -1)
     upright = tuple(int(v) for v in rng.integers(60, 200, 3))
     for ux in (unit_x0, unit_x1):
