@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ from vision.synth.script import (
     GateShow,
     ShopperPlan,
     TrueEvent,
+    Unreachable,
     Visit,
     choreograph,
     gate_pose,
@@ -42,6 +43,7 @@ Refusal = Literal["expired", "reused", "forged"]
 START = datetime(2026, 11, 22, 9, 0, 0, tzinfo=UTC)
 STORE_ID = "walkout-synth-01"
 MAX_SECONDS = 30.0
+PLAN_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -115,12 +117,21 @@ def plan_scenario(options: SynthOptions) -> Plan:
         raise ValueError(f"unknown scenario kind {options.kind!r}; expected one of {', '.join(KINDS)}")
     if options.preset not in PRESETS:
         raise ValueError(f"unknown randomisation preset {options.preset!r}; expected one of {', '.join(PRESETS)}")
-    seeds = np.random.SeedSequence([options.seed, KINDS.index(options.kind)]).spawn(4)
-    rng_world, rng_plan, rng_pixels, rng_gate = (np.random.default_rng(s) for s in seeds)
-    world = _build_world(rng_world, options)
-    shoppers = _PLANNERS[options.kind](world, options)
-    styles = [random_style(rng_plan, world.faces) for _ in shoppers]
-    plans, shows, chor = _time(world, shoppers, styles, rng_plan)
+    # Wide randomisation ranges now and then draw a shelf too high for a short shopper: draw again
+    # from a derived seed. Attempt 0 is the plain seed, so scenarios that plan first time never change.
+    for attempt in range(PLAN_ATTEMPTS):
+        entropy = [options.seed, KINDS.index(options.kind)] + ([attempt] if attempt else [])
+        seeds = np.random.SeedSequence(entropy).spawn(4)
+        rng_world, rng_plan, rng_pixels, rng_gate = (np.random.default_rng(s) for s in seeds)
+        world = _build_world(rng_world, options)
+        shoppers = _PLANNERS[options.kind](world, options)
+        styles = [random_style(rng_plan, world.faces) for _ in shoppers]
+        try:
+            plans, shows, chor = _time(world, shoppers, styles, rng_plan)
+            break
+        except Unreachable:
+            if attempt == PLAN_ATTEMPTS - 1:
+                raise
     duration = max(tl.exit_t for tl in chor.timelines) + 1.0
     if duration > MAX_SECONDS:
         raise ValueError(f"scenario {options.kind} seed {options.seed} lasts {duration:.1f} s, over {MAX_SECONDS} s")
@@ -149,6 +160,24 @@ def render_scenario(out_dir: Path, options: SynthOptions, dataset: DatasetWriter
     return {"dir": str(out_dir), "kind": options.kind, "seed": options.seed,
             "seconds": round(plan.n_frames / options.fps, 3), "customers": len(truth["customers"]),
             "events": len(truth["events"])}
+
+
+def render_many(out: Path, *, kinds: tuple[str, ...], seed: int, scenarios: int, preset: str = "sample",
+                data_dir: Path | None = None, refusal: Refusal | None = None, dataset: DatasetWriter | None = None,
+                val_every: int = 5) -> Iterator[dict]:
+    """Render `scenarios` scenarios cycling through `kinds` for seed, seed + 1, ... into out/KIND-SEED.
+
+    With `dataset`, whole scenarios go to its val split (one in `val_every`, by a fixed rule on
+    kind and seed), never single frames: validation frames are not near-copies of training ones.
+    Yields each scenario's summary as it is written.
+    """
+    if scenarios < 1 or val_every < 1:
+        raise ValueError(f"scenarios and val_every must be at least 1, got {scenarios} and {val_every}")
+    for n in range(scenarios):
+        kind, s = kinds[n % len(kinds)], seed + n // len(kinds)
+        split = "val" if (s * 7 + len(kind)) % val_every == 0 else "train"
+        options = SynthOptions(kind=kind, seed=s, preset=preset, data_dir=data_dir, refusal=refusal)
+        yield render_scenario(Path(out) / f"{kind}-{s}", options, dataset, split)
 
 
 def _build_world(rng: np.random.Generator, options: SynthOptions) -> _World:

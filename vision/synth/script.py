@@ -140,6 +140,10 @@ def _walk(tl: Timeline, t: float, x0: float, x1: float) -> float:
     return t + duration
 
 
+class Unreachable(ValueError):
+    """A planned reach no crouch brings within arm's length: the scenario must be planned again."""
+
+
 def _reach_pose(plan: ShopperPlan, x: float, target: tuple[float, float], side: Side) -> float:
     """How far the shopper must crouch so that `target` is within reach from standing at `x`.
 
@@ -155,7 +159,7 @@ def _reach_pose(plan: ShopperPlan, x: float, target: tuple[float, float], side: 
     crouched = Pose(x=x, y=plan.depth, height=plan.height, facing="back", crouch=crouch)
     sx, sy = shoulder(plan.style, crouched, side)
     if math.hypot(target[0] - sx, target[1] - sy) > ARM_LENGTH * plan.height * 0.98:
-        raise ValueError(f"a shopper standing at x={x:.0f} cannot reach ({target[0]:.0f}, {target[1]:.0f})")
+        raise Unreachable(f"a shopper standing at x={x:.0f} cannot reach ({target[0]:.0f}, {target[1]:.0f})")
     return crouch
 
 
