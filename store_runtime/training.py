@@ -151,7 +151,8 @@ def data_yaml(recipe: Recipe, ws: Workspace, role: Literal["train", "heldout"]) 
         # A smoke run's one scenario per job may send none to val: then validate on the training frames.
         spec = {"train": having_images("train"), "val": having_images("val") or having_images("train")}
     else:
-        spec = {"val": having_images("train") + having_images("val")}
+        frames = having_images("train") + having_images("val")
+        spec = {"train": frames, "val": frames}  # ultralytics insists on a train key, even only to validate
     spec["names"] = dict(enumerate(CLASSES))
     path = ws.root / f"{role}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
