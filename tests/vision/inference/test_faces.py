@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from vision.inference.faces import FaceDetector, FaceOptions, decode, nms, to_blob
+from vision.inference.boxes import nms
+from vision.inference.faces import FaceDetector, FaceOptions, decode, to_blob
 from vision.inference.manifest import MODELS_DIR, ModelError, ModelManifest
 from vision.inference.runtime import LoadedModel, RuntimeOptions, TensorSpec
 

@@ -21,8 +21,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
+from vision.inference.boxes import box_iou, nms
 from vision.inference.runtime import LoadedModel, RuntimeOptions, load_model
-from vision.inference.yolo import DetectorOptions, Letterbox, YoloDetector, box_iou, nms
+from vision.inference.yolo import DetectorOptions, Letterbox, YoloDetector
 
 COCO = ("person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
         "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
