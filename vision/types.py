@@ -79,8 +79,52 @@ class Detections:
         return np.asarray(self.names, dtype=object)[self.class_id] if self.names else np.zeros(0, object)
 
 
-def _check(array: object, shape: tuple[int | None, ...], dtype: type, name: str) -> None:
+
+@dataclass(frozen=True, eq=False)
+class Tracks:
+    """Confirmed tracks after one tracker update, one row per track, in frame pixels.
+
+    `track_id` (N,) int64 is stable for the life of a track and never reused within a run;
+    `owner` (N,) int64 is, for a hand, the `track_id` of the person it belongs to (-1 when unknown,
+    and always -1 for other classes). Other fields are as in `Detections`.
+    """
+
+    xyxy: np.ndarray
+    confidence: np.ndarray
+    class_id: np.ndarray
+    track_id: np.ndarray
+    owner: np.ndarray
+    names: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        n = len(self.xyxy) if isinstance(self.xyxy, np.ndarray) and self.xyxy.ndim else None
+        for name, shape, dtype in (("xyxy", (n, 4), np.float32), ("confidence", (n,), np.float32),
+                                   ("class_id", (n,), np.int32), ("track_id", (n,), np.int64),
+                                   ("owner", (n,), np.int64)):
+            _check(getattr(self, name), shape, dtype, name, "Tracks")
+
+    @classmethod
+    def empty(cls, names: tuple[str, ...] = ()) -> Tracks:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32),
+                   np.zeros(0, np.int64), np.zeros(0, np.int64), names)
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, index: np.ndarray | slice) -> Tracks:
+        """Rows selected by a boolean mask, an index array or a slice."""
+        return Tracks(self.xyxy[index], self.confidence[index], self.class_id[index], self.track_id[index],
+                      self.owner[index], self.names)
+
+    def of(self, name: str) -> Tracks:
+        """Only the tracks of class `name` (none when the vocabulary lacks it)."""
+        if name not in self.names:
+            return self[np.zeros(len(self), bool)]
+        return self[self.class_id == self.names.index(name)]
+
+
+def _check(array: object, shape: tuple[int | None, ...], dtype: type, name: str, owner: str = "Detections") -> None:
     if not isinstance(array, np.ndarray) or array.dtype != dtype or array.shape != shape:
         got = f"{getattr(array, 'dtype', type(array).__name__)} {getattr(array, 'shape', '')}"
         want = str(shape).replace("None", "N")
-        raise ValueError(f"Detections.{name}: expected {np.dtype(dtype).name} array of shape {want}, got {got}")
+        raise ValueError(f"{owner}.{name}: expected {np.dtype(dtype).name} array of shape {want}, got {got}")

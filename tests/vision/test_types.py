@@ -142,3 +142,16 @@ def test_frame_refuses_anything_but_uint8_bgr(bad, got):
     with pytest.raises(ValueError, match=r"Frame cam-1#3: image must be uint8 \(H, W, 3\) BGR") as err:
         Frame("cam-1", 3, 0.0, bad)
     assert got in str(err.value)
+
+
+def test_tracks_check_shapes_and_select_by_class():
+    from vision.types import Tracks
+
+    tracks = Tracks(np.array([[0, 0, 10, 10], [5, 5, 8, 8]], np.float32), np.array([0.9, 0.8], np.float32),
+                    np.array([0, 1], np.int32), np.array([1, 2], np.int64), np.array([-1, 1], np.int64),
+                    ("person", "hand"))
+    hands = tracks.of("hand")
+    assert hands.track_id.tolist() == [2] and hands.owner.tolist() == [1]
+    assert len(Tracks.empty(("person",))) == 0 and len(tracks.of("phone")) == 0
+    with pytest.raises(ValueError, match=r"Tracks.owner: expected int64"):
+        Tracks(tracks.xyxy, tracks.confidence, tracks.class_id, tracks.track_id, np.array([-1, 1], np.int32))
