@@ -207,3 +207,19 @@ def test_dataset_labels_are_valid_yolo_boxes(rendered) -> None:
             assert 0 <= int(cls) < len(CLASSES) and all(0.0 <= float(v) <= 1.0 for v in box)
     assert {0, 1, 3} <= seen  # persons, hands and the gate's phones at least
     assert "names:" in (writer.root / "data.yaml").read_text()
+
+
+@pytest.mark.parametrize("facing, visible_hands", [("front", 2), ("right", 1), ("left", 1)])
+def test_a_hand_hidden_by_its_own_body_is_not_labelled(facing: str, visible_hands: int) -> None:
+    """Seen from the side, the far hand hangs behind the torso. It was once labelled anyway (only other
+    people were checked for occlusion), which taught the detector to find hands that are not there."""
+    from vision.synth.figure import FigureStyle, Pose
+    from vision.synth.scenario import _draw_people
+
+    style = FigureStyle(skin=(150, 180, 220), hair=(30, 30, 40), shirt=(40, 120, 60), accent=(200, 200, 200),
+                        pants=(60, 50, 40), shoes=(20, 20, 20), bag=(90, 60, 30), build=1.0, limb=1.0,
+                        head_scale=1.0, leg_ratio=0.5, hair_style="short", pattern="plain", long_sleeves=False,
+                        bag_side="L")
+    canvas = np.full((720, 1280, 3), 200, np.uint8)
+    (drawn,) = _draw_people(canvas, [(style, Pose(x=640, y=650, height=500, facing=facing, bag=False))])
+    assert len(drawn.hands) == visible_hands

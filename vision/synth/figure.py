@@ -98,6 +98,18 @@ class Pose:
 
 
 @dataclass(frozen=True)
+class Part:
+    """A labelled part as it looked right after it was drawn: its box clipped to the canvas, the box in
+    whole pixels, and the pixels there then. Comparing them with the finished frame tells how much of
+    the part is still visible, whatever covered it: the figure's own torso or bag, or other people."""
+
+    name: str
+    box: Box
+    pixel_box: tuple[int, int, int, int]
+    snapshot: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
 class FigureRender:
     person: Box
     head: Box
@@ -105,6 +117,7 @@ class FigureRender:
     hands: dict[Side, Box]
     held: tuple[Box, ...]
     phone: Box | None
+    parts: tuple[Part, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -237,6 +250,13 @@ def draw_figure(canvas: np.ndarray, style: FigureStyle, pose: Pose) -> FigureRen
     lw = style.limb
     side_view = pose.facing in ("left", "right")
     extents: list[Box] = []
+    parts: list[Part] = []
+
+    def snap(name: str, box: Box) -> None:
+        clipped = draw.clip_box(box, canvas.shape[1], canvas.shape[0])
+        if clipped is not None:
+            x1, y1, x2, y2 = (int(round(v)) for v in clipped)
+            parts.append(Part(name, clipped, (x1, y1, x2, y2), canvas[y1:y2, x1:x2].copy()))
 
     def legs() -> None:
         for s in SIDES:
@@ -297,6 +317,7 @@ def draw_figure(canvas: np.ndarray, style: FigureStyle, pose: Pose) -> FigureRen
         draw.limb(canvas, sh, el, 0.06 * h * lw, 0.05 * h * lw, style.shirt)
         fore_color = style.shirt if style.long_sleeves else style.skin
         draw.limb(canvas, el, hd, 0.05 * h * lw, 0.04 * h * lw, fore_color)
+        held_here: list[Box] = []
         for i, img in enumerate(pose.held.get(s, ())):
             ih, iw = img.shape[:2]
             # The hand grips the lower part of the item; a second item sits beside the first.
@@ -304,12 +325,16 @@ def draw_figure(canvas: np.ndarray, style: FigureStyle, pose: Pose) -> FigureRen
             oy = hd[1] - ih * 0.7
             box = draw.paste(canvas, img, ox, oy)
             if box is not None:
-                held_boxes.append((ox, oy, ox + iw, oy + ih))
+                held_here.append((ox, oy, ox + iw, oy + ih))
         r = 0.03 * h * lw
         draw.disc(canvas, hd, r, style.skin)
         # Knuckles: a darker arc so a hand reads as a hand, not a ball.
         draw.ellipse(canvas, (hd[0], hd[1] + r * 0.3), (r * 0.8, r * 0.5), draw.shade(style.skin, 0.85), 0, 0, 180)
         hand_boxes[s] = (hd[0] - r * 1.25, hd[1] - r * 1.25, hd[0] + r * 1.25, hd[1] + r * 1.25)
+        snap("hand", hand_boxes[s])
+        for box in held_here:
+            snap("held", box)
+        held_boxes.extend(held_here)
         extents.append((min(sh[0], el[0], hd[0]) - r, min(sh[1], el[1], hd[1]) - r,
                         max(sh[0], el[0], hd[0]) + r, max(sh[1], el[1], hd[1]) + r))
 
@@ -325,6 +350,7 @@ def draw_figure(canvas: np.ndarray, style: FigureStyle, pose: Pose) -> FigureRen
         # Fingers around the phone's lower edge, clear of the screen's code.
         draw.ellipse(canvas, (hx + pw * 0.5, hy + ph * 0.3), (0.015 * h, 0.028 * h), style.skin)
         phone_box.append((ox, oy, ox + pw, oy + ph))
+        snap("phone", phone_box[0])
 
     face_box: list[Box] = []
 
@@ -400,6 +426,9 @@ def draw_figure(canvas: np.ndarray, style: FigureStyle, pose: Pose) -> FigureRen
             arm(s)
         phone()
 
+    # The face's snapshot is taken last, as the face truth of the sample scenarios always was.
+    if face_box:
+        snap("face", face_box[0])
     (hcx, hcy), (hax, hay) = sk.head, sk.head_axes
     return FigureRender(
         person=draw.union_box(extents),
@@ -408,6 +437,7 @@ def draw_figure(canvas: np.ndarray, style: FigureStyle, pose: Pose) -> FigureRen
         hands=hand_boxes,
         held=tuple(held_boxes),
         phone=phone_box[0] if phone_box else None,
+        parts=tuple(parts),
     )
 
 

@@ -411,26 +411,17 @@ class Drawn:
 
 
 def _draw_people(canvas: np.ndarray, people: list[tuple[FigureStyle, Pose]]) -> list[Drawn]:
-    """Draw back to front; a box counts only if what was drawn there survives the people drawn after it."""
+    """Draw back to front; a part's box counts only if at least half of what was drawn there survives
+    everything drawn after it: the rest of its own figure (a far arm behind the torso, a hand behind
+    the phone) and the people in front."""
     h, w = canvas.shape[:2]
-    pending = []
-    for style, pose in sorted(people, key=lambda p: p[1].y):
-        render = draw_figure(canvas, style, pose)
-        parts: list[tuple[str, tuple, tuple, np.ndarray]] = []
-        named = [("face", render.face), ("phone", render.phone)]
-        named += [("hand", b) for b in render.hands.values()] + [("held", b) for b in render.held]
-        for name, box in named:
-            clipped = draw.clip_box(box, w, h) if box is not None else None
-            if clipped is not None:
-                ib = tuple(int(round(v)) for v in clipped)
-                parts.append((name, clipped, ib, canvas[ib[1]:ib[3], ib[0]:ib[2]].copy()))
-        pending.append((render, parts))
+    renders = [draw_figure(canvas, style, pose) for style, pose in sorted(people, key=lambda p: p[1].y)]
     out = []
-    for render, parts in pending:
-        seen = {"face": [], "phone": [], "hand": [], "held": []}
-        for name, clipped, ib, snap in parts:
-            if _visible_fraction(canvas, ib, snap) >= 0.5:
-                seen[name].append(clipped)
+    for render in renders:
+        seen: dict[str, list] = {"face": [], "phone": [], "hand": [], "held": []}
+        for part in render.parts:
+            if _visible_fraction(canvas, part.pixel_box, part.snapshot) >= 0.5:
+                seen[part.name].append(part.box)
         person = draw.clip_box(render.person, w, h)
         if person is not None:
             full = (render.person[2] - render.person[0]) * (render.person[3] - render.person[1])
