@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from vision.inference.manifest import MANIFEST, MODELS_DIR, sha256_of
 from vision.synth.dataset import CLASSES
@@ -48,10 +49,31 @@ class DataJob(_Strict):
     role: Literal["train", "heldout"]
 
 
+class Tiles(_Strict):
+    """Training windows cut from the rendered frames at the deployed scale.
+
+    The camera node runs the detector on the whole frame at `Recipe.input`; what limits it is the
+    smallest object (a hand is about 40 px in a 1280 px aisle frame). Training on whole frames at
+    that input size costs pixels the hands do not need, so each frame is scaled as the node will
+    scale it and cut into `per_image` windows of `size` px, each centred near a hand or another
+    small object, plus the whole scaled frame for a share `whole` of frames (people at the gate are
+    bigger than any window).
+    """
+
+    scale: float = Field(gt=0, le=1)
+    size: int = Field(ge=64, le=1280, multiple_of=32)
+    per_image: int = Field(ge=1, le=8)
+    whole: float = Field(default=0.3, ge=0, le=1)
+    keep_area: float = Field(default=0.3, gt=0, le=1)  # a cut box stays labelled if this much of it remains
+
+
 class Recipe(_Strict):
     name: str = Field(pattern=r"^[a-z0-9-]{1,40}$")
     architecture: Architecture
     imgsz: int = Field(ge=64, le=1280, multiple_of=32)
+    # What the exported model takes, [height, width]: the node letterboxes whole frames to it.
+    input: tuple[int, int] | None = None
+    tiles: Tiles | None = None
     epochs: int = Field(ge=1)
     batch: int = Field(ge=1)
     seed: int = 0
@@ -68,6 +90,17 @@ class Recipe(_Strict):
         except (yaml.YAMLError, ValidationError) as exc:
             raise TrainingError(f"{path}: not a valid training recipe: {exc}") from exc
 
+    @field_validator("input")
+    @classmethod
+    def _input_multiple_of_32(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and any(v < 64 or v > 2048 or v % 32 for v in value):
+            raise ValueError(f"input must be [height, width], multiples of 32 from 64 to 2048, got {list(value)}")
+        return value
+
+    @property
+    def model_input(self) -> tuple[int, int]:
+        return self.input or (self.imgsz, self.imgsz)
+
     def scaled(self, scenarios: int, epochs: int) -> Recipe:
         """The same recipe on fewer scenarios per job and fewer epochs (the smoke test's)."""
         data = tuple(job.model_copy(update={"scenarios": min(job.scenarios, scenarios)}) for job in self.data)
@@ -80,6 +113,9 @@ class Workspace:
 
     def job(self, job: DataJob) -> Path:
         return self.root / "data" / job.name
+
+    def tiles(self, job: DataJob) -> Path:
+        return self.root / "tiles" / job.name
 
     @property
     def run(self) -> Path:
@@ -142,8 +178,92 @@ def render_data(recipe: Recipe, ws: Workspace, data_dir: Path | None, log=print)
         log(f"rendered {job.name}: {done}")
 
 
+def tile_data(recipe: Recipe, ws: Workspace, log=print) -> None:
+    """Cut the training jobs' frames into windows at the deployed scale (see `Tiles`)."""
+    if recipe.tiles is None:
+        return
+    for job in recipe.data:
+        target = ws.tiles(job)
+        if job.role != "train" or (target / "done.json").exists():
+            continue
+        if target.exists():
+            shutil.rmtree(target)
+        counts = {split: tile_split(ws.job(job) / "dataset", target, split, recipe.tiles, recipe.seed)
+                  for split in ("train", "val")}
+        (target / "done.json").write_text(json.dumps({"images": counts}))
+        log(f"tiled {job.name}: {counts}")
+
+
+def tile_split(source: Path, target: Path, split: str, tiles: Tiles, seed: int) -> int:
+    import zlib
+
+    import cv2
+
+    (target / "images" / split).mkdir(parents=True, exist_ok=True)
+    (target / "labels" / split).mkdir(parents=True, exist_ok=True)
+    written = 0
+    for image_path in sorted((source / "images" / split).glob("*.jpg")):
+        image = cv2.imread(str(image_path))
+        h, w = image.shape[:2]
+        image = cv2.resize(image, (round(w * tiles.scale), round(h * tiles.scale)), interpolation=cv2.INTER_AREA)
+        h, w = image.shape[:2]
+        labels = np.loadtxt(source / "labels" / split / f"{image_path.stem}.txt", ndmin=2).reshape(-1, 5)
+        cls, boxes = labels[:, 0].astype(int), _xyxy(labels[:, 1:], w, h)
+        # Seeded by the frame's name, so a resumed or repeated run cuts the same windows.
+        rng = np.random.default_rng([seed, zlib.crc32(image_path.stem.encode())])
+        windows = [_window(rng, cls, boxes, w, h, tiles.size) for _ in range(tiles.per_image)]
+        windows += [(0, 0, w, h)] if rng.random() < tiles.whole else []
+        for i, (x, y, ww, wh) in enumerate(windows):
+            name = f"{image_path.stem}-t{i}"
+            cv2.imwrite(str(target / "images" / split / f"{name}.jpg"), image[y:y + wh, x:x + ww],
+                        [cv2.IMWRITE_JPEG_QUALITY, 92])
+            (target / "labels" / split / f"{name}.txt").write_text(
+                _window_labels(cls, boxes, (x, y, ww, wh), tiles.keep_area))
+            written += 1
+    return written
+
+
+def _xyxy(cxcywh: np.ndarray, w: int, h: int) -> np.ndarray:
+    cx, cy, bw, bh = (cxcywh * [w, h, w, h]).T
+    return np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+
+
+def _window(rng: np.random.Generator, cls: np.ndarray, boxes: np.ndarray, w: int, h: int, size: int
+            ) -> tuple[int, int, int, int]:
+    """A size x size window (or the whole side when the frame is smaller) around a random small object:
+    hands first, then products and phones, else anywhere."""
+    ww, wh = min(size, w), min(size, h)
+    small = np.flatnonzero(cls == CLASSES.index("hand")) if len(cls) else []
+    if not len(small):
+        small = np.flatnonzero(cls != CLASSES.index("person")) if len(cls) else []
+    if len(small):
+        x1, y1, x2, y2 = boxes[rng.choice(small)]
+        cx, cy = (x1 + x2) / 2 + rng.uniform(-0.35, 0.35) * ww, (y1 + y2) / 2 + rng.uniform(-0.35, 0.35) * wh
+    else:
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+    x = int(np.clip(round(cx - ww / 2), 0, w - ww))
+    y = int(np.clip(round(cy - wh / 2), 0, h - wh))
+    return x, y, ww, wh
+
+
+def _window_labels(cls: np.ndarray, boxes: np.ndarray, window: tuple[int, int, int, int], keep_area: float) -> str:
+    x, y, ww, wh = window
+    lines = []
+    for c, (x1, y1, x2, y2) in zip(cls, boxes, strict=True):
+        cx1, cy1, cx2, cy2 = max(x1, x), max(y1, y), min(x2, x + ww), min(y2, y + wh)
+        area = (x2 - x1) * (y2 - y1)
+        if cx2 - cx1 < 2 or cy2 - cy1 < 2 or (cx2 - cx1) * (cy2 - cy1) < keep_area * area:
+            continue
+        lines.append(f"{c} {((cx1 + cx2) / 2 - x) / ww:.6f} {((cy1 + cy2) / 2 - y) / wh:.6f} "
+                     f"{(cx2 - cx1) / ww:.6f} {(cy2 - cy1) / wh:.6f}\n")
+    return "".join(lines)
+
+
 def data_yaml(recipe: Recipe, ws: Workspace, role: Literal["train", "heldout"]) -> Path:
-    jobs = [ws.job(j) / "dataset" for j in recipe.data if j.role == role]
+    if role == "train" and recipe.tiles is not None:
+        jobs = [ws.tiles(j) for j in recipe.data if j.role == role]
+    else:
+        jobs = [ws.job(j) / "dataset" for j in recipe.data if j.role == role]
     def having_images(split: str) -> list[str]:
         return [str(j / "images" / split) for j in jobs if any((j / "images" / split).glob("*.jpg"))]
 
@@ -183,7 +303,8 @@ def export(recipe: Recipe, best: Path, target: Path) -> Path:
     """ONNX with a dynamic batch axis (several cameras in one run) at the recipe's input size."""
     from ultralytics import YOLO
 
-    onnx_path = Path(YOLO(str(best)).export(format="onnx", imgsz=recipe.imgsz, dynamic=True, simplify=False,
+    onnx_path = Path(YOLO(str(best)).export(format="onnx", imgsz=list(recipe.model_input), dynamic=True,
+                                            simplify=False,
                                             opset=17, device="cpu"))
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(onnx_path, target)
@@ -195,7 +316,7 @@ def evaluate(recipe: Recipe, ws: Workspace, model_path: Path) -> dict[str, Any]:
     from ultralytics import YOLO
 
     metrics = YOLO(str(model_path), task="detect").val(
-        data=str(data_yaml(recipe, ws, "heldout")), imgsz=recipe.imgsz, batch=8, device="cpu", plots=False,
+        data=str(data_yaml(recipe, ws, "heldout")), imgsz=max(recipe.model_input), batch=8, device="cpu", plots=False,
         project=str(ws.root), name="heldout", exist_ok=True, verbose=False)
     box = metrics.box
     per_class = {CLASSES[c]: round(float(box.ap50[i]), 4) for i, c in enumerate(box.ap_class_index)}
@@ -214,6 +335,7 @@ def train_detector(recipe_path: Path, work: Path, *, data_dir: Path | None, out:
     offline_ultralytics(ws.root / "ultralytics")
     started = time.perf_counter()
     render_data(recipe, ws, data_dir, log)
+    tile_data(recipe, ws, log)
     best = train(recipe, ws, log)
     target = out or (ws.root / f"{recipe.name}.onnx" if smoke else MODELS_DIR / f"{recipe.name}.onnx")
     export(recipe, best, target)
@@ -239,7 +361,7 @@ def _training_seconds(ws: Workspace) -> float | None:
 def manifest_entry(recipe: Recipe, result: dict[str, Any], recipe_file: str) -> dict[str, Any]:
     return {
         "file": Path(result["model"]).name, "sha256": result["sha256"], "task": "detect",
-        "input": [recipe.imgsz, recipe.imgsz], "classes": list(CLASSES),
+        "input": list(recipe.model_input), "classes": list(CLASSES),
         "source": "trained by walkout from scratch on rendered scenarios (walkout train-detector)",
         "licence": "AGPL-3.0 (trained and exported with Ultralytics, whose licence covers derived models)",
         "recipe": recipe_file, "card": f"{recipe.name}.md",
@@ -265,6 +387,9 @@ def write_card(recipe: Recipe, result: dict[str, Any], path: Path) -> None:
     jobs = "".join(f"| {j.name} | {j.role} | {j.preset} | {j.seed}.. | {j.scenarios} | every {j.every}th frame |\n"
                    for j in recipe.data)
     digest = result["sha256"][:16]
+    h_in, w_in = recipe.model_input
+    windows = (f"on {t.size} px windows cut from frames scaled by {t.scale} (plus {t.whole:.0%} of frames whole)"
+               if (t := recipe.tiles) else f"on whole frames at {recipe.imgsz} px")
     took = f"{result['train_seconds'] / 3600:.1f} h" if result.get("train_seconds") else "see the training log"
     path.write_text(f"""# {recipe.name}: walkout's store detector
 
@@ -278,9 +403,9 @@ COCO-pretrained export mapped to our classes (README, "Deploying on real cameras
 |---|---|
 | file | `models/{Path(result['model']).name}` ({result['size_bytes'] / 1e6:.1f} MB, sha256 `{digest}…`) |
 | architecture | YOLO11 layers at depth {a.depth}, width {a.width} ({recipe.name}.recipe.yaml), trained from scratch |
-| input | {recipe.imgsz}×{recipe.imgsz} RGB, letterboxed; dynamic batch axis |
+| input | {h_in}×{w_in} (height × width) RGB, whole frames letterboxed; dynamic batch axis |
 | output | ultralytics classic layout (batch, 4 + {len(CLASSES)}, anchors); NMS in `vision/inference/yolo.py` |
-| training | {recipe.epochs} epochs, batch {recipe.batch}, CPU (2 cores), {took} |
+| training | {recipe.epochs} epochs, batch {recipe.batch}, {windows}, CPU (2 cores), {took} |
 | licence | AGPL-3.0: trained and exported with Ultralytics, whose licence covers derived models |
 
 ## Held-out accuracy
@@ -314,6 +439,6 @@ walkout train-detector            # renders, trains (resumes if interrupted), ex
 ## Limits
 
 - Synthetic only: real shoppers, real hands and real lighting are outside its training data.
-- Hands are small in the aisle view (about 11 px at {recipe.imgsz} px input); hand accuracy is what
+- Hands are small in the aisle view (about {40 * w_in / 1280:.0f} px at {w_in} px input width); hand accuracy is what
   limits shelf-interaction accuracy.
 """, encoding="utf-8")

@@ -9,10 +9,12 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import yaml
 
-from store_runtime.training import RECIPE, Recipe, TrainingError
+from store_runtime.training import RECIPE, Recipe, Tiles, TrainingError, tile_split
 
 HAS_ULTRALYTICS = importlib.util.find_spec("ultralytics") is not None
 
@@ -33,6 +35,8 @@ def test_the_committed_recipe_parses() -> None:
      "extra"),
     ({"data": [{"name": "x", "preset": "train", "seed": 1, "scenarios": 1, "every": 0, "role": "train"}]}, "every"),
     ({"optimiser": "sgd"}, "optimiser"),  # a typo of a key must not pass silently
+    ({"input": [384, 630]}, "input"),
+    ({"tiles": {"scale": 0.5, "size": 320, "per_image": 1, "whole": 2.0}}, "whole"),
 ])
 def test_bad_recipes_name_the_field(tmp_path: Path, change: dict, field: str) -> None:
     raw = yaml.safe_load(RECIPE.read_text()) | change
@@ -40,6 +44,56 @@ def test_bad_recipes_name_the_field(tmp_path: Path, change: dict, field: str) ->
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(TrainingError, match=field):
         Recipe.load(path)
+
+
+def _one_frame_dataset(root: Path) -> None:
+    """A 1280x720 frame with a person (300x500 px) and a 40-px hand at its right edge, YOLO labels."""
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "labels" / "train").mkdir(parents=True)
+    image = np.full((720, 1280, 3), 90, np.uint8)
+    cv2.rectangle(image, (800, 150), (1100, 650), (40, 120, 200), -1)
+    cv2.circle(image, (1120, 300), 20, (150, 180, 220), -1)
+    cv2.imwrite(str(root / "images" / "train" / "f-aisle-00000.jpg"), image)
+    (root / "labels" / "train" / "f-aisle-00000.txt").write_text(
+        f"0 {950 / 1280} {400 / 720} {300 / 1280} {500 / 720}\n1 {1120 / 1280} {300 / 720} {40 / 1280} {40 / 720}\n")
+
+
+def _labels_in_pixels(path: Path, size: tuple[int, int]) -> list[tuple[int, tuple[float, ...]]]:
+    w, h = size
+    out = []
+    for line in path.read_text().splitlines():
+        c, cx, cy, bw, bh = map(float, line.split())
+        out.append((int(c), (cx * w - bw * w / 2, cy * h - bh * h / 2, cx * w + bw * w / 2, cy * h + bh * h / 2)))
+    return out
+
+
+def test_tiles_are_cut_at_the_deployed_scale_around_the_hand(tmp_path: Path) -> None:
+    _one_frame_dataset(tmp_path / "src")
+    tiles = Tiles(scale=0.5, size=320, per_image=2, whole=1.0)
+    assert tile_split(tmp_path / "src", tmp_path / "out", "train", tiles, seed=0) == 3
+    names = sorted(p.stem for p in (tmp_path / "out" / "images" / "train").glob("*.jpg"))
+    assert names == ["f-aisle-00000-t0", "f-aisle-00000-t1", "f-aisle-00000-t2"]
+    for name in names[:2]:
+        window = cv2.imread(str(tmp_path / "out" / "images" / "train" / f"{name}.jpg"))
+        assert window.shape == (320, 320, 3)
+        labels = _labels_in_pixels(tmp_path / "out" / "labels" / "train" / f"{name}.txt", (320, 320))
+        hands = [box for c, box in labels if c == 1]
+        # The hand is 40 px in the frame, 20 px at the deployed scale, and whole in every window.
+        assert len(hands) == 1 and all(abs((x2 - x1) - 20) < 1.5 for x1, _, x2, _ in hands)
+    whole = cv2.imread(str(tmp_path / "out" / "images" / "train" / "f-aisle-00000-t2.jpg"))
+    assert whole.shape == (360, 640, 3)
+    again = tmp_path / "again"
+    tile_split(tmp_path / "src", again, "train", tiles, seed=0)
+    assert all((again / "labels" / "train" / f"{n}.txt").read_text() ==
+               (tmp_path / "out" / "labels" / "train" / f"{n}.txt").read_text() for n in names)
+
+
+def test_a_box_mostly_cut_off_by_a_window_is_not_labelled(tmp_path: Path) -> None:
+    from store_runtime.training import _window_labels
+
+    boxes = np.array([[0, 0, 100, 100], [90, 0, 190, 100]], float)
+    text = _window_labels(np.array([0, 1]), boxes, (0, 0, 100, 100), keep_area=0.3)
+    assert [line.split()[0] for line in text.splitlines()] == ["0"]  # 10 % of the second box is inside
 
 
 @pytest.mark.slow
