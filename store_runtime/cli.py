@@ -179,6 +179,53 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_codes(args: argparse.Namespace) -> int:
+    from store_runtime.codes_files import FileError, format_table, read_file
+    from vision.codes import CodesUnavailable, open_reader
+
+    if args.stride < 1 or args.min_reads < 1:
+        raise UserError(f"--stride and --min-reads must be at least 1, got {args.stride}, {args.min_reads}")
+    try:
+        reader = open_reader(args.backend)
+    except CodesUnavailable as exc:
+        raise UserError(str(exc)) from exc
+    if getattr(reader, "degraded", None):
+        print(f"walkout codes: {reader.degraded}", file=sys.stderr)
+    results, failed = [], 0
+    for path in args.files:
+        try:
+            result = read_file(path, reader, stride=args.stride, min_reads=args.min_reads)
+        except FileError as exc:  # report it and go on: one bad file must not hide the others' codes
+            print(f"walkout codes: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if args.json:
+            # ASCII escapes: a payload's C1 controls (U+009B is a CSI to some terminals) never reach one raw.
+            print(json.dumps(result.as_dict()), flush=True)
+        results.append(result)
+    if not args.json and results:
+        print(format_table(results))
+    return 2 if failed else 0
+
+
+def _cmd_bench_codes(args: argparse.Namespace) -> int:
+    from store_runtime import bench_codes
+
+    data = args.data
+    if data is None:
+        shared = _default_data_dir()
+        if shared is None:
+            raise UserError("no ../shared/data folder here: give --data DIR (the barcodes folder)")
+        data = shared / "barcodes"
+    try:
+        result = bench_codes.bench_codes(data, repeats=args.repeats, limit=args.limit,
+                                         log=lambda line: print(line, file=sys.stderr))
+    except bench_codes.BenchError as exc:
+        raise UserError(str(exc)) from exc
+    print(json.dumps(result.as_dict()) if args.json else bench_codes.format_table(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="walkout", description="An open checkout-free store.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -236,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="manifest file (default models/manifest.yaml); model files are relative to its folder")
         action.set_defaults(func=_cmd_models)
 
-    bench = sub.add_parser("bench", help="benchmarks (inference: our detector path against ultralytics' predict)")
+    bench = sub.add_parser("bench", help="benchmarks (inference: our detector path against ultralytics' predict; "
+                                         "codes: the code readers)")
     bench_sub = bench.add_subparsers(dest="what", required=True)
     inference = bench_sub.add_parser("inference", help="ms per frame and agreement of our detector path and "
                                                        "ultralytics' predict on the same ONNX file and frames")
@@ -250,6 +298,24 @@ def build_parser() -> argparse.ArgumentParser:
     inference.add_argument("--calibration", type=int, default=64, help="with --int8: calibration frames")
     inference.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     inference.set_defaults(func=_cmd_bench)
+    bench_codes = bench_sub.add_parser("codes", help="decode rate, false positives and ms per image of each code "
+                                                     "reader and the combined one on real photos of codes")
+    bench_codes.add_argument("--data", type=Path, help="the barcodes data folder (default ../shared/data/barcodes)")
+    bench_codes.add_argument("--repeats", type=int, default=3, help="timed passes; each image's median is used")
+    bench_codes.add_argument("--limit", type=int, help="at most this many images a folder (a quick look)")
+    bench_codes.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    bench_codes.set_defaults(func=_cmd_bench_codes)
+
+    codes = sub.add_parser("codes", help="read every barcode and QR code in images or videos (SPEC section 8)")
+    codes.add_argument("files", nargs="+", type=Path, metavar="FILE", help="images or videos")
+    codes.add_argument("--json", action="store_true",
+                       help='one line a file: {"file", "codes": [{"format", "text", "box"[, "frame"]}]}')
+    codes.add_argument("--backend", choices=["combined", "zxing-cpp", "pyzbar"], default="combined",
+                       help="code reader (default: combined, zxing-cpp with pyzbar where it fails)")
+    codes.add_argument("--stride", type=int, default=1, help="videos: read every n-th frame")
+    codes.add_argument("--min-reads", type=int, default=1,
+                       help="videos: report a code only when read in at least this many frames")
+    codes.set_defaults(func=_cmd_codes)
     return parser
 
 
