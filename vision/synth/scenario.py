@@ -501,6 +501,58 @@ def _render_aisle(path: Path, plan: Plan, sink: _Sink | None) -> list[list[list[
     return faces
 
 
+@dataclass(frozen=True)
+class SeenFigure:
+    """One shopper in one aisle frame as a perfect detector and tracker would report it, in frame pixels:
+    `shopper` is the index of its plan (a stable track id), boxes are those still at least half visible."""
+
+    shopper: int
+    customer: str | None
+    person: tuple[float, float, float, float] | None
+    hands: tuple[tuple[float, float, float, float], ...]
+    held: tuple[tuple[float, float, float, float], ...]
+    face: tuple[float, float, float, float] | None
+
+
+def aisle_figures(options: SynthOptions) -> Iterator[list[SeenFigure]]:
+    """Per aisle frame, the shoppers in it with their boxes, exactly as `render_scenario` draws them
+    (same poses, same shelf states behind, same visibility rule, same camera sway), without encoding
+    a video: the ground truth tracks of a rendered or committed scenario. Read-only: it renders nothing."""
+    plan = plan_scenario(options)
+    world, chor = plan.world, plan.chor
+    camera = Camera(world.look, AISLE_SIZE, plan.rng_pixels)  # the same draws as the render: same sway
+    held_art = _held_art(world, chor)
+    contents = {k: list(v) for k, v in world.contents.items()}
+    states = list(chor.shelf_states)
+    background = world.wall.render(contents)
+    for i in range(plan.n_frames):
+        t = i / options.fps
+        changed = False
+        while states and states[0][0] <= t:
+            _, slot, facings = states.pop(0)
+            contents[slot] = list(facings)
+            changed = True
+        if changed:
+            background = world.wall.render(contents)
+        posed = [(k, tl.plan.style, p) for k, tl in enumerate(chor.timelines) if (p := tl.pose(t, held_art))]
+        order = sorted(range(len(posed)), key=lambda j: posed[j][2].y)  # as _draw_people sorts (stably)
+        drawn = _draw_people(background.copy(), [(style, pose) for _, style, pose in posed])
+        shift = camera.shift(t)
+        seen = []
+        for j, d in zip(order, drawn, strict=True):
+            k = posed[j][0]
+            seen.append(SeenFigure(k, chor.timelines[k].plan.customer, _moved(d.person, shift),
+                                   tuple(b for h in d.hands if (b := _moved(h, shift))),
+                                   tuple(b for h in d.held if (b := _moved(h, shift))), _moved(d.face, shift)))
+        yield sorted(seen, key=lambda s: s.shopper)
+
+
+def _moved(box: tuple[float, float, float, float] | None, shift: tuple[float, float]
+           ) -> tuple[float, float, float, float] | None:
+    b = None if box is None else _shifted(box, shift, AISLE_SIZE)
+    return None if b is None else (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+
+
 def _render_gate(path: Path, plan: Plan, sink: _Sink | None) -> list[list[list[float]]]:
     options, shows, styles, n_frames, rng = plan.options, plan.shows, plan.styles, plan.n_frames, plan.rng_gate
     gate_look = draw_look(rng, PRESETS[options.preset])

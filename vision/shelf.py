@@ -1,0 +1,1040 @@
+"""Shelf interactions: slot occupancy, reaches into slots, product identity -> pick / put.
+
+One stage, one verb: `ShelfMonitor.step(image, t, tracks) -> list[ShelfEvent]`, fed the aisle
+camera's frames in order with the tracker's person and hand tracks.
+
+How it decides, and why this way:
+- Each planogram slot is watched as a rectified patch (its polygon warped to a rectangle). The
+  slot's settled appearance (its *reference*) is learned online; a frame is compared with it after
+  dividing out the global light level, so a slow lighting drift is not a change.
+- Seen from behind, a reaching hand is mostly hidden by the shopper's own head and body, so a
+  visible hand is not required: an interaction starts when a hand stays in the slot for
+  `hand_frames` frames, or when the slot looks different from its reference while a person's reach
+  (the box grown by an arm's length) covers it. It ends when the changed part of the slot is clear
+  of every person box and has been still for `settle_frames`; the slot is then compared before and
+  after, column by column.
+- Occupancy: facings are counted from the columns that are not shelf back. The back's colour is the
+  dominant chromaticity of all slots (a colour, not a brightness, so it survives dimming) refined
+  per slot, and a facing's width comes from the gaps between facings or from the product image's
+  aspect ratio at the observed height.
+- Identity is a fusion with a confidence: what the slot remembers of each facing (the planogram's
+  product, the shelf-edge label's EAN-13, and what earlier puts placed there), what the shopper took
+  before (for a put), and a training-free appearance match of the facing against the catalog's
+  reference photos. A product put into the wrong slot is remembered as itself, so a later pick from
+  that slot is charged as what it is.
+- Memory is bounded: histories live only while an interaction lasts (at most
+  `max_interaction_s`), per-track state is dropped `track_ttl_s` after a track was last seen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from vision.gtin import is_valid_gtin13
+from vision.types import Tracks
+
+__all__ = [
+    "Action",
+    "LabelReader",
+    "ProductMatcher",
+    "ShelfConfig",
+    "ShelfEvent",
+    "ShelfMonitor",
+    "SlotSpec",
+    "SlotState",
+    "count_facings",
+    "rectify",
+]
+
+Action = Literal["pick", "put"]
+Point = tuple[float, float]
+LabelReader = Callable[[np.ndarray], Sequence[str]]  # BGR crop of a shelf-edge label -> EAN-13 texts read
+
+
+# ---------------------------------------------------------------- public types
+
+
+@dataclass(frozen=True)
+class SlotSpec:
+    """One planogram slot as plain data: polygons in the shelf camera's pixels (SPEC section 3)."""
+
+    id: str
+    gtin: str
+    polygon: tuple[Point, ...]
+    label: tuple[Point, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise ValueError(f"SlotSpec.id: expected a non-empty string, got {self.id!r}")
+        if not is_valid_gtin13(self.gtin):
+            raise ValueError(f"SlotSpec {self.id}: gtin: expected a GTIN-13 with a valid check digit, "
+                             f"got {self.gtin!r}")
+        object.__setattr__(self, "polygon", _polygon(self.polygon, f"SlotSpec {self.id}: polygon"))
+        if self.label is not None:
+            object.__setattr__(self, "label", _polygon(self.label, f"SlotSpec {self.id}: label"))
+
+
+def _polygon(points: object, where: str) -> tuple[Point, ...]:
+    try:
+        arr = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: expected a list of [x, y] points, got {points!r}") from None
+    if arr.ndim != 2 or arr.shape[0] < 3 or arr.shape[1] != 2 or not np.isfinite(arr).all():
+        raise ValueError(f"{where}: expected 3 or more finite [x, y] points, got {points!r}")
+    if abs(cv2.contourArea(arr.astype(np.float32))) < 1.0:
+        raise ValueError(f"{where}: the polygon has no area")
+    return tuple((float(x), float(y)) for x, y in arr)
+
+
+@dataclass(frozen=True)
+class ShelfConfig:
+    """Every threshold and debounce of the shelf stage. Strict: a wrong type or range names the field."""
+
+    patch_height: int = 64  # rows of a rectified slot patch (its width follows the slot's aspect)
+    change_threshold: float = 0.12  # a pixel differs from the reference by this fraction of the back's brightness
+    column_fraction: float = 0.2  # a patch column has changed when this fraction of its rows differ
+    hand_frames: int = 2  # frames a hand must be inside a slot to start an interaction
+    disturb_frames: int = 2  # frames a slot must look changed, within a person's reach, to start one
+    settle_frames: int = 6  # frames a changed part must be clear of people and still before it is judged
+    reach: float = 0.4  # arm's length as a fraction of the person box's height
+    box_margin: float = 0.03  # person boxes grown by this fraction of their height before testing cover
+    withdraw_s: float = 0.45  # typical seconds from the moment a facing moves to the hand leaving the slot
+    min_facing_fraction: float = 0.4  # a changed run narrower than this share of a facing is noise
+    appearance_temperature: float = 0.06  # softmax temperature of appearance similarities
+    max_interaction_s: float = 60.0  # an interaction longer than this is dropped and the slot re-learned
+    track_ttl_s: float = 3.0  # per-track state is forgotten this long after the track was last seen
+    relearn_s: float = 3.0  # a change with nobody near for this long is adopted as the new normal, no event
+    idle_rate: float = 0.05  # how fast an idle slot's reference follows slow lighting changes
+    label_attempts: int = 12  # tries to read each shelf-edge label (on frames where it is unoccluded)
+    label_upscale: float = 2.0  # labels are read enlarged: their bars are thin in a wide view
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            want = int if f.type in ("int", int) else float
+            ok = isinstance(value, want) or (want is float and isinstance(value, int))
+            if isinstance(value, bool) or not ok:
+                raise ValueError(f"ShelfConfig.{f.name}: expected {want.__name__}, got {value!r}")
+            if want is float:
+                object.__setattr__(self, f.name, float(value))
+        _in_range(self, "patch_height", 16, 256)
+        for name in ("hand_frames", "disturb_frames", "settle_frames", "label_attempts"):
+            _in_range(self, name, 1, 1000)
+        for name in ("change_threshold", "column_fraction", "min_facing_fraction", "idle_rate", "box_margin"):
+            _in_range(self, name, 0.0, 1.0, low_open=name != "box_margin")
+        _in_range(self, "reach", 0.0, 2.0)
+        for name in ("withdraw_s", "max_interaction_s", "track_ttl_s", "relearn_s", "appearance_temperature"):
+            _in_range(self, name, 0.0, 3600.0, low_open=name != "withdraw_s")
+        _in_range(self, "label_upscale", 1.0, 8.0)
+
+
+def _in_range(cfg: ShelfConfig, name: str, low: float, high: float, low_open: bool = False) -> None:
+    value = getattr(cfg, name)
+    if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
+        bracket = "(" if low_open else "["
+        raise ValueError(f"ShelfConfig.{name}: expected a value in {bracket}{low}, {high}], got {value!r}")
+
+
+@dataclass(frozen=True)
+class ShelfEvent:
+    """A pick from or a put into a slot.
+
+    `t` is when the product moved (seconds on the stream's clock), estimated after the fact;
+    `track` is the person track that did it (-1 when no one could be told); `confidence` is the
+    product identity's, `track_confidence` the attribution's; `sources` names the evidence that
+    agreed with the product chosen.
+    """
+
+    t: float
+    slot: str
+    action: Action
+    gtin: str
+    qty: int
+    track: int
+    confidence: float
+    track_confidence: float
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SlotState:
+    """What the stage believes a slot holds now.
+
+    `facings` are GTINs left to right (empty until the slot was first seen unoccluded: `known`);
+    `label` is the EAN-13 read from the shelf-edge label (None until read), and `planogram_ok` says
+    whether it names the planned product (None while unread).
+    """
+
+    slot: str
+    known: bool
+    facings: tuple[str, ...]
+    label: str | None
+    planogram_ok: bool | None
+
+
+# ---------------------------------------------------------------- geometry
+
+
+def _order_quad(points: Sequence[Point]) -> np.ndarray:
+    pts = np.asarray(points, dtype=np.float32)
+    if len(pts) != 4:  # any other polygon: its bounding rectangle
+        x, y, w, h = cv2.boundingRect(pts)
+        return np.float32([[x, y], [x + w, y], [x + w, y + h], [x, y + h]])
+    s, d = pts.sum(1), pts[:, 0] - pts[:, 1]
+    quad = np.float32([pts[np.argmin(s)], pts[np.argmax(d)], pts[np.argmax(s)], pts[np.argmin(d)]])
+    if len({tuple(p) for p in quad.tolist()}) < 4:  # a degenerate order (strong rotation): fall back
+        x, y, w, h = cv2.boundingRect(pts)
+        return np.float32([[x, y], [x + w, y], [x + w, y + h], [x, y + h]])
+    return quad
+
+
+def _quad_size(quad: np.ndarray) -> tuple[float, float]:
+    w = (np.linalg.norm(quad[1] - quad[0]) + np.linalg.norm(quad[2] - quad[3])) / 2
+    h = (np.linalg.norm(quad[3] - quad[0]) + np.linalg.norm(quad[2] - quad[1])) / 2
+    return float(w), float(h)
+
+
+@dataclass(frozen=True)
+class _Warp:
+    matrix: np.ndarray  # image -> patch
+    inverse: np.ndarray  # patch -> image
+    size: tuple[int, int]  # patch (w, h)
+
+
+def _warp(quad: np.ndarray, height: int | None) -> _Warp:
+    w, h = _quad_size(quad)
+    ph = max(4, int(round(h))) if height is None else height
+    pw = int(np.clip(round(ph * w / max(h, 1e-6)), 4, 4096))
+    dst = np.float32([[0, 0], [pw, 0], [pw, ph], [0, ph]])
+    m = cv2.getPerspectiveTransform(quad, dst)
+    return _Warp(m, np.linalg.inv(m), (pw, ph))
+
+
+def rectify(image: np.ndarray, polygon: Sequence[Point], height: int | None = None) -> np.ndarray:
+    """The polygon's content warped to an upright rectangle (`height` rows, native size when None)."""
+    warp = _warp(_order_quad(polygon), height)
+    return _apply(image, warp)
+
+
+def _apply(image: np.ndarray, warp: _Warp) -> np.ndarray:
+    return cv2.warpPerspective(image, warp.matrix, warp.size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+
+
+# ---------------------------------------------------------------- occupancy
+
+
+def _cmax(x: np.ndarray) -> np.ndarray:
+    """Largest of the three channels (numpy's reduction over a last axis of 3 is slow)."""
+    return np.maximum(np.maximum(x[..., 0], x[..., 1]), x[..., 2])
+
+
+def _lum(x: np.ndarray) -> np.ndarray:
+    return (x[..., 0] + x[..., 1] + x[..., 2]) * np.float32(1 / 3)
+
+
+def _chroma(patch: np.ndarray) -> np.ndarray:
+    p = patch.astype(np.float32)
+    return p[..., :2] / (p[..., 0:1] + p[..., 1:2] + p[..., 2:3] + 1.0)
+
+
+def _back_chroma(patches: Iterable[np.ndarray]) -> np.ndarray:
+    """The chromaticity of the shelf back: the most common one over all slots (a colour, so light levels
+    do not move it; slots are mostly back even when full, above and between facings)."""
+    allc = np.concatenate([_chroma(p).reshape(-1, 2) for p in patches])
+    hist, ex, ey = np.histogram2d(allc[:, 0], allc[:, 1], bins=64, range=[[0, 1], [0, 1]])
+    i, j = np.unravel_index(int(hist.argmax()), hist.shape)
+    c0 = np.array([(ex[i] + ex[i + 1]) / 2, (ey[j] + ey[j + 1]) / 2])
+    near = np.abs(allc - c0).max(-1) < 0.02
+    return np.median(allc[near], 0) if near.any() else c0
+
+
+def _back_profile(patch: np.ndarray, chroma: np.ndarray) -> np.ndarray:
+    """Per-column colour of the empty shelf back (W x 3), from the pixels of the back's chromaticity."""
+    p = patch.astype(np.float32)
+    c = np.abs(_chroma(p) - chroma)
+    near = np.maximum(c[..., 0], c[..., 1]) < 0.025
+    lum = _lum(p)
+    level = float(np.median(lum[near])) if near.sum() > 20 else float(np.median(lum))
+    mask = near & (lum > 0.75 * level) & (lum < 1.3 * level)
+    n = mask.sum(0)
+    w = p.shape[1]
+    good = n >= 3
+    back = np.empty((w, 3), np.float32)
+    if good.sum() >= 2:
+        sums = (p * mask[..., None]).sum(0)
+        xs = np.nonzero(good)[0]
+        for k in range(3):
+            back[:, k] = np.interp(np.arange(w), xs, sums[good, k] / n[good])
+    else:
+        back[:] = np.median(p.reshape(-1, 3), 0)
+    return cv2.blur(back[None], (15, 1))[0]
+
+
+def _filled(patch: np.ndarray, back: np.ndarray, threshold: float = 0.12) -> np.ndarray:
+    """Pixels that are not shelf back (H x W bool); columns of a product are closed vertically, so a
+    light product on a light back still reads as one block."""
+    p = patch.astype(np.float32)
+    lum = np.maximum(_lum(back), 8.0)
+    dist = _cmax(np.abs(p - back[None])) / lum[None]
+    k = max(3, patch.shape[0] // 7)
+    return cv2.morphologyEx((dist > threshold).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((k, 1), np.uint8)) > 0
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of each run of True in a 1-D mask."""
+    m = np.concatenate([[False], mask.astype(bool), [False]])
+    edges = np.flatnonzero(m[1:] != m[:-1])
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def _product_height(filled: np.ndarray, cols: np.ndarray) -> int:
+    """Rows of product standing on the shelf: the block of filled rows that reaches down to the board."""
+    h = filled.shape[0]
+    if not cols.any():
+        return 0
+    rows = filled[:, cols].mean(1) > 0.3
+    height, started, miss = 0, False, 0
+    for y in range(h - 1, -1, -1):
+        if rows[y]:
+            height, started, miss = h - y, True, 0
+        elif started:
+            miss += 1
+            if miss > 2:
+                break
+    return height
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Facings seen in a patch: their column ranges [x0, x1) left to right, and the width of one."""
+
+    facings: tuple[tuple[float, float], ...]
+    facing_width: float
+
+    @property
+    def count(self) -> int:
+        return len(self.facings)
+
+
+def count_facings(filled: np.ndarray, aspect: float, gap: float = 0.12) -> Layout:
+    """Facings in a slot from its not-back mask: the span of filled columns divided by the pitch of one
+    facing. The facing width comes from the clean runs between visible gaps when there are some,
+    else from the product image's aspect ratio (w / h) at the height of what stands on the shelf."""
+    cols = filled.mean(0) > 0.3
+    height = _product_height(filled, cols)
+    if height == 0:
+        return Layout((), 0.0)
+    fw_aspect = max(2.0, height * aspect)
+    runs = _runs(cols)
+    good = [b - a for a, b in runs if 0.6 * fw_aspect <= b - a <= 1.6 * fw_aspect]
+    fw = float(np.median(good)) if good else fw_aspect
+    x0, x1 = runs[0][0], runs[-1][1]
+    span = x1 - x0
+    if span < 0.5 * fw:
+        return Layout((), fw)
+    n = max(1, int(round((span + gap * fw) / ((1 + gap) * fw))))
+    width = (span - (n - 1) * gap * fw) / n
+    if width <= 0:
+        width = span / n
+    pitch = (span - width) / (n - 1) if n > 1 else 0.0
+    return Layout(tuple((x0 + i * pitch, x0 + i * pitch + width) for i in range(n)), float(width))
+
+
+# ---------------------------------------------------------------- appearance
+
+
+def _descriptor(image: np.ndarray) -> np.ndarray:
+    """A small training-free descriptor of a product's front: lightness layout on a 12x12 grid (mean and
+    contrast removed, so light level does not matter) and colour (a, b of Lab) on a 6x6 grid."""
+    img = np.ascontiguousarray(image)
+    lab = cv2.cvtColor(cv2.resize(img, (12, 12), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2LAB).astype(np.float32)
+    light = lab[..., 0].ravel()
+    light = (light - light.mean()) / (light.std() + 8.0)
+    ab = cv2.resize(lab[..., 1:], (6, 6), interpolation=cv2.INTER_AREA).reshape(-1) - 128.0
+    return np.concatenate([light / math.sqrt(light.size), ab / 40.0 / math.sqrt(ab.size / 2)]).astype(np.float32)
+
+
+class ProductMatcher:
+    """Appearance match of a product crop against the catalog's reference photos, no training: a new
+    catalog is a new matcher. `catalog` maps GTIN -> reference images (BGR uint8)."""
+
+    def __init__(self, catalog: Mapping[str, Sequence[np.ndarray]], temperature: float = 0.06) -> None:
+        gtins, descs, aspects = [], [], []
+        for gtin, images in catalog.items():
+            if not is_valid_gtin13(gtin):
+                raise ValueError(f"catalog: expected GTIN-13 keys with valid check digits, got {gtin!r}")
+            for k, img in enumerate(images):
+                if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+                    got = f"{getattr(img, 'dtype', type(img).__name__)} {getattr(img, 'shape', '')}"
+                    raise ValueError(f"catalog[{gtin}][{k}]: expected a BGR uint8 image (H, W, 3), got {got}")
+                gtins.append(gtin)
+                descs.append(_descriptor(img))
+                aspects.append(img.shape[1] / img.shape[0])
+        self.gtins = tuple(dict.fromkeys(gtins))
+        self._owner = np.array([self.gtins.index(g) for g in gtins], np.int64)
+        self._desc = np.stack(descs) if descs else np.zeros((0, 1), np.float32)
+        self._aspects = dict(zip(gtins, aspects, strict=True))
+        self.temperature = temperature
+
+    def aspect(self, gtin: str) -> float | None:
+        """Width over height of the product's first reference photo (None when not in the catalog)."""
+        return self._aspects.get(gtin)
+
+    def similarities(self, crop: np.ndarray) -> dict[str, float]:
+        """Similarity in [-1, 1] of the crop to each catalog product (its best reference photo)."""
+        if not self.gtins or crop.shape[0] < 4 or crop.shape[1] < 4:
+            return {}
+        d = _descriptor(crop)
+        dist = ((self._desc - d) ** 2).sum(1)
+        sim = 1.0 - dist / 2.0
+        best = np.full(len(self.gtins), -np.inf)
+        np.maximum.at(best, self._owner, sim)
+        return {g: float(s) for g, s in zip(self.gtins, best, strict=True)}
+
+    def probabilities(self, crop: np.ndarray) -> dict[str, float]:
+        """The similarities as a distribution over the catalog (softmax at `temperature`)."""
+        sims = self.similarities(crop)
+        if not sims:
+            return {}
+        v = np.array(list(sims.values()))
+        e = np.exp((v - v.max()) / self.temperature)
+        return {g: float(p) for g, p in zip(sims, e / e.sum(), strict=True)}
+
+
+def _fuse(priors: Mapping[str, float], appearance: Mapping[str, float], catalog: Sequence[str]) -> dict[str, float]:
+    """Posterior over products: priors (from the slot's memory, label, planogram, the shopper's basket)
+    times the appearance likelihood, each floored so that no single source can veto."""
+    keys = set(catalog) | set(priors)
+    if not keys:
+        return {}
+    total = sum(priors.values())
+    prior = {g: 0.1 / len(keys) + 0.9 * (priors.get(g, 0.0) / total if total > 0 else 1 / len(keys)) for g in keys}
+    post = {g: prior[g] * (0.02 + appearance.get(g, 0.0 if appearance else 1.0)) for g in keys}
+    z = sum(post.values())
+    return {g: p / z for g, p in post.items()}
+
+
+# ---------------------------------------------------------------- per-slot state
+
+
+@dataclass
+class _Facing:
+    gtin: str | None  # None: as the planogram and label say (resolved when it is taken)
+    x0: float  # patch columns
+    x1: float
+    confidence: float = 1.0
+
+
+@dataclass
+class _Frame:
+    """What an interaction remembers of one frame: a small copy of the patch and who was near."""
+
+    t: float
+    patch: np.ndarray  # uint8, quarter size
+    persons: tuple[tuple[int, tuple[float, float, float, float], float], ...]  # (track, box, reach x)
+    hands: tuple[tuple[int, tuple[float, float, float, float]], ...]  # (owner, box)
+
+
+@dataclass
+class _Interaction:
+    t_start: float
+    frames: deque[_Frame]
+    stable: np.ndarray  # per column: frames it has been changed, clear of people and still
+
+
+@dataclass
+class _Slot:
+    spec: SlotSpec
+    warp: _Warp
+    full: _Warp
+    label_warp: _Warp | None
+    bbox: tuple[float, float, float, float]
+    label_bbox: tuple[float, float, float, float] | None
+    ref: np.ndarray | None = None  # float32 patch, blurred: the settled look
+    ref_full: np.ndarray | None = None  # uint8 native-size patch of the settled look, for appearance
+    back: np.ndarray | None = None  # W x 3 colour of the empty back
+    facings: list[_Facing] = field(default_factory=list)
+    facing_width: float = 0.0
+    prev: np.ndarray | None = None
+    inter: _Interaction | None = None
+    hand_run: int = 0
+    disturb_run: int = 0
+    clear_run: int = 0
+    lonely_since: float | None = None  # when it started looking changed with nobody near
+    label: str | None = None
+    label_tries: int = 0
+
+
+@dataclass
+class _TrackMemory:
+    last_seen: float
+    rest: tuple[float, float] | None = None  # box centre x and width when not reaching
+    taken: dict[str, int] = field(default_factory=dict)  # gtin -> facings this track picked and still holds
+
+
+def _box_overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _bbox(quad: np.ndarray) -> tuple[float, float, float, float]:
+    return (float(quad[:, 0].min()), float(quad[:, 1].min()), float(quad[:, 0].max()), float(quad[:, 1].max()))
+
+
+# ---------------------------------------------------------------- the stage
+
+
+class ShelfMonitor:
+    """Watches the slots of one shelf camera and turns reaches into pick / put events.
+
+    `slots`: the camera's planogram; `catalog`: GTIN -> reference images (or a ready `ProductMatcher`);
+    `read_label`: reads EAN-13s from a label crop (e.g. `vision.codes`), None to skip label checks.
+    """
+
+    def __init__(self, slots: Sequence[SlotSpec], catalog: Mapping[str, Sequence[np.ndarray]] | ProductMatcher,
+                 config: ShelfConfig | None = None, read_label: LabelReader | None = None) -> None:
+        self.config = config or ShelfConfig()
+        ids = [s.id for s in slots]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"slots: duplicate slot ids in {ids}")
+        self.matcher = catalog if isinstance(catalog, ProductMatcher) else ProductMatcher(
+            catalog, self.config.appearance_temperature)
+        self._slots = [self._make_slot(s) for s in slots]
+        self._maps, self._offsets = self._patch_maps()
+        self._read_label = read_label
+        self._tracks: dict[int, _TrackMemory] = {}
+        self._chroma: np.ndarray | None = None
+        self._t: float | None = None
+        self._gain = 1.0
+
+    def _make_slot(self, spec: SlotSpec) -> _Slot:
+        quad = _order_quad(spec.polygon)
+        label = _order_quad(spec.label) if spec.label else None
+        return _Slot(spec, _warp(quad, self.config.patch_height), _warp(quad, None),
+                     None if label is None else _warp(label, None), _bbox(quad),
+                     None if label is None else _bbox(label))
+
+    def _patch_maps(self) -> tuple[tuple[np.ndarray, np.ndarray], list[int]]:
+        """One remap table for all slot patches side by side: one call a frame instead of one per slot."""
+        xs, ys, offsets = [], [], [0]
+        for slot in self._slots:
+            w, h = slot.warp.size
+            gx, gy = np.meshgrid(np.arange(w, dtype=np.float32) + 0.5, np.arange(h, dtype=np.float32) + 0.5)
+            pts = cv2.perspectiveTransform(np.stack([gx, gy], -1).reshape(-1, 1, 2), slot.warp.inverse).reshape(h, w, 2)
+            xs.append(pts[..., 0] - 0.5)
+            ys.append(pts[..., 1] - 0.5)
+            offsets.append(offsets[-1] + w)
+        if not xs:
+            return (np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32)), offsets
+        return cv2.convertMaps(np.hstack(xs), np.hstack(ys), cv2.CV_16SC2), offsets
+
+    def _patches(self, image: np.ndarray) -> list[np.ndarray]:
+        if not self._slots:
+            return []
+        strip = cv2.remap(image, self._maps[0], self._maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        strip = cv2.blur(strip, (3, 3)).astype(np.float32)
+        return [strip[:, a:b] for a, b in zip(self._offsets[:-1], self._offsets[1:], strict=True)]
+
+    # ------------------------------------------------------------ public views
+
+    def state(self) -> dict[str, SlotState]:
+        """The current belief about every slot, by slot id."""
+        out = {}
+        for s in self._slots:
+            gtins = tuple(f.gtin or self._initial_gtin(s) for f in s.facings)
+            ok = None if s.label is None else s.label == s.spec.gtin
+            out[s.spec.id] = SlotState(s.spec.id, s.ref is not None, gtins, s.label, ok)
+        return out
+
+    # ------------------------------------------------------------ the verb
+
+    def step(self, image: np.ndarray, t: float, tracks: Tracks) -> list[ShelfEvent]:
+        """Take one frame (BGR uint8) at time `t` (seconds, increasing) with its tracks; return the
+        events decided at this frame (their `t` is when the product moved, a little earlier)."""
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            got = f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}"
+            raise ValueError(f"ShelfMonitor.step: image must be uint8 (H, W, 3) BGR, got {got}")
+        if not math.isfinite(t) or (self._t is not None and t <= self._t):
+            raise ValueError(f"ShelfMonitor.step: t must be finite and increasing, got {t!r} after {self._t!r}")
+        self._t = t
+        persons, hands = self._people(tracks, t)
+        patches = self._patches(image)
+        self._learn_new_slots(image, patches, persons)
+        self._gain = self._global_gain(patches)
+        events: list[ShelfEvent] = []
+        for slot, patch in zip(self._slots, patches, strict=True):
+            if slot.ref is not None:
+                events += self._watch(slot, image, patch, t, persons, hands)
+            slot.prev = patch
+        self._read_labels(image, persons)
+        self._prune(t)
+        return sorted(events, key=lambda e: (e.t, e.slot))
+
+    # ------------------------------------------------------------ tracks
+
+    def _people(self, tracks: Tracks, t: float) -> tuple[list, list]:
+        """Person boxes (track, box grown by the margin, reach box, reach x) and hand boxes (owner, box)."""
+        persons = []
+        for box, tid in zip(tracks.of("person").xyxy.tolist(), tracks.of("person").track_id.tolist(), strict=True):
+            x1, y1, x2, y2 = box
+            h = max(y2 - y1, 1.0)
+            m = self.config.box_margin * h
+            r = self.config.reach * h
+            mem = self._tracks.setdefault(int(tid), _TrackMemory(t))
+            mem.last_seen = t
+            cx, w = (x1 + x2) / 2, x2 - x1
+            if w < 0.45 * h:  # not reaching sideways: learn where the body is
+                mem.rest = (cx, w) if mem.rest is None else (0.7 * mem.rest[0] + 0.3 * cx, 0.7 * mem.rest[1] + 0.3 * w)
+            persons.append((int(tid), (x1 - m, y1 - m, x2 + m, y2 + m), (x1 - r, y1 - r, x2 + r, y2),
+                            self._reach_x(box, mem)))
+        hands = []
+        hand_tracks = tracks.of("hand")
+        for box, owner in zip(hand_tracks.xyxy.tolist(), hand_tracks.owner.tolist(), strict=True):
+            hands.append((int(owner), tuple(box)))
+        return persons, hands
+
+    @staticmethod
+    def _reach_x(box: Sequence[float], mem: _TrackMemory) -> float:
+        """Where the hand probably is, in x, when it cannot be seen: the box's far side from the body."""
+        x1, y1, x2, y2 = box
+        h = y2 - y1
+        if mem.rest is None:
+            return (x1 + x2) / 2
+        cx, w = mem.rest
+        right, left = x2 - (cx + w / 2), (cx - w / 2) - x1
+        if max(right, left) < 0.05 * h:
+            return (x1 + x2) / 2
+        return x2 - 0.035 * h if right > left else x1 + 0.035 * h
+
+    def _prune(self, t: float) -> None:
+        ttl = self.config.track_ttl_s
+        for tid in [k for k, m in self._tracks.items() if t - m.last_seen > ttl]:
+            del self._tracks[tid]
+
+    # ------------------------------------------------------------ references
+
+    def _covered_cols(self, slot: _Slot, persons: list) -> np.ndarray:
+        """Patch columns hidden, or possibly hidden, behind a person box."""
+        w, h = slot.warp.size
+        cov = np.zeros(w, bool)
+        for _, box, _, _ in persons:
+            if not _box_overlap(box, slot.bbox):
+                continue
+            x1, y1 = max(box[0], slot.bbox[0]), max(box[1], slot.bbox[1])
+            x2, y2 = min(box[2], slot.bbox[2]), min(box[3], slot.bbox[3])
+            pts = cv2.perspectiveTransform(np.float32([[[x1, y1]], [[x2, y1]], [[x2, y2]], [[x1, y2]]]),
+                                           slot.warp.matrix).reshape(-1, 2)
+            a, b = int(np.floor(pts[:, 0].min())), int(np.ceil(pts[:, 0].max()))
+            cov[max(0, a):max(0, min(w, b))] = True
+        return cov
+
+    def _learn_new_slots(self, image: np.ndarray, patches: list[np.ndarray], persons: list) -> None:
+        """A slot's first reference is its first look free of people; the back colour comes from all."""
+        fresh = []
+        for slot, patch in zip(self._slots, patches, strict=True):
+            if slot.ref is None and not self._covered_cols(slot, persons).any():
+                slot.ref = patch.copy()
+                slot.ref_full = _apply(image, slot.full)
+                fresh.append(slot)
+        if not fresh:
+            return
+        known = [s for s in self._slots if s.ref is not None]
+        if self._chroma is None or len(fresh) > len(known) // 2:
+            self._chroma = _back_chroma([s.ref for s in known])
+        for slot in fresh:
+            slot.back = _back_profile(slot.ref, self._chroma)
+            layout = self._layout(slot, slot.ref, slot.back)
+            slot.facings = [_Facing(None, a, b) for a, b in layout.facings]
+            slot.facing_width = layout.facing_width
+
+    def _layout(self, slot: _Slot, patch: np.ndarray, back: np.ndarray) -> Layout:
+        aspect = self.matcher.aspect(slot.spec.gtin) or 1.0
+        return count_facings(_filled(patch, back), aspect)
+
+    def _global_gain(self, patches: list[np.ndarray]) -> float:
+        """The light level now against the references, over all slots (robust to a few occluded ones)."""
+        gains = []
+        for slot, patch in zip(self._slots, patches, strict=True):
+            if slot.ref is not None:
+                gains.append(float(np.median(_lum(patch[::3, ::3]) / np.maximum(_lum(slot.ref[::3, ::3]), 8.0))))
+        return float(np.median(gains)) if gains else 1.0
+
+    # ------------------------------------------------------------ watching one slot
+
+    def _diff(self, slot: _Slot, patch: np.ndarray, other: np.ndarray, gain: float) -> np.ndarray:
+        """Per pixel: outside the range of `other`'s 3x3 neighbourhood (scaled by the light level) by more
+        than the threshold. The neighbourhood absorbs a camera that sways by a pixel: a product's edge
+        moving by one pixel is not a change."""
+        assert slot.back is not None
+        level = max(float(slot.back.mean()), 16.0) * gain
+        kernel = np.ones((3, 3), np.uint8)
+        lo, hi = cv2.erode(other, kernel) * gain, cv2.dilate(other, kernel) * gain
+        return _cmax(np.maximum(lo - patch, patch - hi)) > self.config.change_threshold * level
+
+    def _watch(self, slot: _Slot, image: np.ndarray, patch: np.ndarray, t: float, persons: list,
+               hands: list) -> list[ShelfEvent]:
+        cfg = self.config
+        assert slot.ref is not None
+        changed_px = self._diff(slot, patch, slot.ref, self._gain)
+        changed = changed_px.mean(0) > cfg.column_fraction
+        moving = (self._diff(slot, patch, slot.prev, 1.0).mean(0) > cfg.column_fraction if slot.prev is not None
+                  else np.zeros_like(changed))
+        covered = self._covered_cols(slot, persons)
+        near = [p for p in persons if _box_overlap(p[2], slot.bbox)]
+        hand_in = [h for h in hands if _box_overlap(h[1], slot.bbox)]
+        slot.hand_run = slot.hand_run + 1 if hand_in else 0
+        slot.disturb_run = slot.disturb_run + 1 if changed.any() and near else 0
+
+        if slot.inter is None:
+            if slot.hand_run >= cfg.hand_frames or slot.disturb_run >= cfg.disturb_frames:
+                slot.inter = _Interaction(t, deque(maxlen=int(cfg.max_interaction_s * 30) + 1),
+                                          np.zeros(len(changed), np.int32))
+                slot.lonely_since = None
+            else:
+                self._idle(slot, image, patch, changed, t, near)
+                return []
+        inter = slot.inter
+        inter.frames.append(_Frame(t, cv2.resize(patch, (max(2, patch.shape[1] // 4), max(2, patch.shape[0] // 4)),
+                                                 interpolation=cv2.INTER_AREA).astype(np.uint8),
+                                   tuple((p[0], p[1], p[3]) for p in near), tuple(hand_in)))
+        still = changed & ~covered & ~moving
+        inter.stable = np.where(still, inter.stable + 1, 0)
+        free = not covered.any() and not hand_in and not moving.any()
+        slot.clear_run = slot.clear_run + 1 if free else 0
+        if t - inter.t_start > cfg.max_interaction_s:
+            slot.inter = None  # something stays in front of the shelf: forget, re-learn when clear
+            if free:
+                self._adopt(slot, image, patch)
+            return []
+        if slot.clear_run >= cfg.settle_frames:
+            events = self._judge(slot, image, patch, changed, np.ones_like(changed), t)
+            slot.inter = None
+            self._adopt(slot, image, patch)
+            return events
+        if hand_in:
+            return []
+        # A part of the slot may settle while the shopper still stands in front of the rest of it.
+        ready = self._settled_runs(slot, changed, covered)
+        return self._judge(slot, image, patch, changed, ready, t, partial=True) if ready.any() else []
+
+    def _settled_runs(self, slot: _Slot, changed: np.ndarray, covered: np.ndarray) -> np.ndarray:
+        """Columns of changed runs that are wholly clear of people, with clear neighbours, and still."""
+        assert slot.inter is not None
+        ready = np.zeros_like(changed)
+        pad = max(2, int(0.1 * slot.facing_width))
+        for a, b in _runs(changed):
+            lo, hi = max(0, a - pad), min(len(changed), b + pad)
+            if covered[lo:hi].any():
+                continue
+            if (slot.inter.stable[a:b] >= self.config.settle_frames).all():
+                ready[a:b] = True
+        return ready
+
+    def _idle(self, slot: _Slot, image: np.ndarray, patch: np.ndarray, changed: np.ndarray, t: float,
+              near: list) -> None:
+        """No interaction: follow slow light changes; adopt a lasting change that nobody made (no event)."""
+        assert slot.ref is not None
+        if not changed.any():
+            slot.lonely_since = None
+            a = self.config.idle_rate
+            slot.ref = (1 - a) * slot.ref + a * patch / self._gain * self._gain
+            return
+        if near:
+            return
+        if slot.lonely_since is None:
+            slot.lonely_since = t
+        elif t - slot.lonely_since >= self.config.relearn_s:
+            self._adopt(slot, image, patch)
+            slot.lonely_since = None
+
+    def _adopt(self, slot: _Slot, image: np.ndarray, patch: np.ndarray) -> None:
+        """Make the current look the slot's reference and re-align the facings with it."""
+        slot.ref = patch.copy()
+        slot.ref_full = _apply(image, slot.full)
+        slot.clear_run = 0
+        layout = self._layout(slot, slot.ref, slot.back)
+        if layout.count != len(slot.facings):
+            self._realign(slot, layout)
+
+    @staticmethod
+    def _realign(slot: _Slot, layout: Layout) -> None:
+        """Keep each remembered facing's identity where a counted facing overlaps it."""
+        old = slot.facings
+        new = []
+        for a, b in layout.facings:
+            best = max(old, key=lambda f: min(b, f.x1) - max(a, f.x0), default=None)
+            keep = best is not None and min(b, best.x1) - max(a, best.x0) > 0.3 * (b - a)
+            new.append(_Facing(best.gtin if keep and best else None, a, b, best.confidence if keep and best else 1.0))
+        slot.facings = new
+        if layout.facing_width:
+            slot.facing_width = layout.facing_width
+
+    # ------------------------------------------------------------ judging a change
+
+    def _judge(self, slot: _Slot, image: np.ndarray, patch: np.ndarray, changed: np.ndarray, allowed: np.ndarray,
+               t: float, partial: bool = False) -> list[ShelfEvent]:
+        """Compare the slot before (reference) and now in the changed runs; emit picks and puts."""
+        assert slot.ref is not None and slot.back is not None and slot.inter is not None
+        fw = slot.facing_width or slot.warp.size[0] / 4
+        events = []
+        for a, b in self._regions(changed & allowed, fw):
+            before_n = self._facings_in(slot, a, b)
+            after = _filled(patch / self._gain, slot.back)
+            after_n, width = self._new_facings(slot, after, a, b, patch)
+            if before_n > after_n:
+                events.append(self._pick(slot, a, b, before_n - after_n, patch, t))
+            elif after_n > before_n:
+                events.append(self._put(slot, a, b, after_n - before_n, width, image, patch, t))
+            if not partial or before_n or after_n:  # the new look of these columns is settled
+                slot.ref[:, a:b] = patch[:, a:b] / self._gain
+                self._copy_full(slot, image, a, b)
+        return [e for e in events if e is not None]
+
+    @staticmethod
+    def _regions(mask: np.ndarray, fw: float) -> list[tuple[int, int]]:
+        """Changed runs, joined across the small gaps between neighbouring facings."""
+        out: list[list[int]] = []
+        for a, b in _runs(mask):
+            if out and a - out[-1][1] <= 0.5 * fw:
+                out[-1][1] = b
+            else:
+                out.append([a, b])
+        return [(a, b) for a, b in out if b - a >= 0.25 * fw]
+
+    def _facings_in(self, slot: _Slot, a: int, b: int) -> int:
+        return sum(1 for f in slot.facings if min(b, f.x1) - max(a, f.x0) >= 0.5 * (f.x1 - f.x0))
+
+    def _new_facings(self, slot: _Slot, after: np.ndarray, a: int, b: int, patch: np.ndarray) -> tuple[int, float]:
+        """Facings standing in columns [a, b) now that were not remembered there: (count, width of one)."""
+        cols = after.mean(0) > 0.3
+        cols[:a] = False
+        cols[b:] = False
+        for f in slot.facings:  # already-known facings are not new
+            if min(b, f.x1) - max(a, f.x0) >= 0.5 * (f.x1 - f.x0):
+                cols[int(f.x0):int(math.ceil(f.x1))] = False
+        least = self.config.min_facing_fraction * max(slot.facing_width, 4)
+        runs = [(x0, x1) for x0, x1 in _runs(cols) if x1 - x0 >= least]
+        if not runs:
+            return 0, 0.0
+        height = _product_height(after, cols)
+        guess = self._guess_width(slot, patch, runs, height)
+        n = sum(max(1, int(round((x1 - x0 + 0.12 * guess) / (1.12 * guess)))) for x0, x1 in runs)
+        return n, guess
+
+    def _guess_width(self, slot: _Slot, patch: np.ndarray, runs: list[tuple[int, int]], height: int) -> float:
+        """Width of one new facing: its own run when that is plausible for its product, else the slot's."""
+        widths = [x1 - x0 for x0, x1 in runs]
+        narrow = min(widths)
+        crop = self._crop(patch, runs[0][0], runs[0][0] + narrow)
+        probs = self.matcher.probabilities(crop) if crop is not None else {}
+        if probs and height:
+            best = max(probs, key=probs.__getitem__)
+            aspect = self.matcher.aspect(best) or 1.0
+            expect = height * aspect
+            if 0.6 * expect <= narrow <= 1.6 * expect:
+                return float(narrow)
+            return float(expect)
+        return float(slot.facing_width or narrow)
+
+    @staticmethod
+    def _crop(patch: np.ndarray, a: float, b: float) -> np.ndarray | None:
+        a, b = int(max(0, math.floor(a))), int(min(patch.shape[1], math.ceil(b)))
+        if b - a < 3:
+            return None
+        return np.clip(patch[:, a:b], 0, 255).astype(np.uint8)
+
+    def _copy_full(self, slot: _Slot, image: np.ndarray, a: int, b: int) -> None:
+        assert slot.ref_full is not None
+        s = slot.full.size[0] / slot.warp.size[0]
+        fa, fb = int(a * s), int(math.ceil(b * s))
+        slot.ref_full[:, fa:fb] = _apply(image, slot.full)[:, fa:fb]
+
+    def _full_crop(self, full: np.ndarray, slot: _Slot, a: float, b: float, rows: tuple[int, int]) -> np.ndarray | None:
+        s = slot.full.size[0] / slot.warp.size[0]
+        sy = slot.full.size[1] / slot.warp.size[1]
+        fa, fb = int(max(0, a * s)), int(min(full.shape[1], math.ceil(b * s)))
+        ya, yb = int(rows[0] * sy), int(math.ceil(rows[1] * sy))
+        if fb - fa < 3 or yb - ya < 3:
+            return None
+        return full[ya:yb, fa:fb]
+
+    def _rows(self, filled: np.ndarray, a: float, b: float) -> tuple[int, int]:
+        cols = np.zeros(filled.shape[1], bool)
+        cols[int(a):int(math.ceil(b))] = True
+        h = _product_height(filled, cols)
+        return (filled.shape[0] - h, filled.shape[0]) if h else (0, filled.shape[0])
+
+    # ------------------------------------------------------------ pick, put, who and when
+
+    def _pick(self, slot: _Slot, a: int, b: int, qty: int, patch: np.ndarray, t: float) -> ShelfEvent | None:
+        assert slot.ref_full is not None and slot.back is not None
+        taken = [f for f in slot.facings if min(b, f.x1) - max(a, f.x0) >= 0.5 * (f.x1 - f.x0)]
+        taken = sorted(taken, key=lambda f: -f.x0)[:qty] if taken else []
+        before = _filled(slot.ref, slot.back)  # the reference still shows the facings: it is updated after
+        priors: dict[str, float] = {}
+        appearance: dict[str, float] = {}
+        for f in taken or [_Facing(None, a, b)]:
+            gtin_prior = self._facing_priors(slot, f)
+            for g, p in gtin_prior.items():
+                priors[g] = priors.get(g, 0.0) + p
+            crop = self._full_crop(slot.ref_full, slot, f.x0, f.x1, self._rows(before, f.x0, f.x1))
+            for g, p in (self.matcher.probabilities(crop) if crop is not None else {}).items():
+                appearance[g] = appearance.get(g, 0.0) + p / max(1, len(taken))
+        post = _fuse(priors, appearance, self.matcher.gtins)
+        gtin = max(post, key=post.__getitem__)
+        slot.facings = [f for f in slot.facings if f not in taken]
+        when, track, track_conf = self._who_and_when(slot, a, b, patch, "pick")
+        if track >= 0:
+            mem = self._tracks.get(track)
+            if mem is not None:
+                mem.taken[gtin] = mem.taken.get(gtin, 0) + qty
+        return ShelfEvent(round(when, 3), slot.spec.id, "pick", gtin, qty, track, round(post[gtin], 3),
+                          round(track_conf, 3), self._sources(slot, gtin, priors, appearance))
+
+    def _put(self, slot: _Slot, a: int, b: int, qty: int, width: float, image: np.ndarray, patch: np.ndarray,
+             t: float) -> ShelfEvent | None:
+        assert slot.back is not None
+        now_full = _apply(image, slot.full)
+        after = _filled(patch / self._gain, slot.back)
+        known = [(f.x0, f.x1) for f in slot.facings]
+        cols = after.mean(0) > 0.3
+        cols[:a] = False
+        cols[b:] = False
+        for x0, x1 in known:
+            cols[int(x0):int(math.ceil(x1))] = False
+        runs = _runs(cols) or [(a, b)]
+        x0, x1 = runs[0][0], max(runs[0][1], runs[0][0] + 1)
+        crop = self._full_crop(now_full, slot, x0, min(x1, x0 + max(width, 1.0)), self._rows(after, x0, x1))
+        appearance = self.matcher.probabilities(crop) if crop is not None else {}
+        when, track, track_conf = self._who_and_when(slot, a, b, patch, "put")
+        priors: dict[str, float] = {}
+        mem = self._tracks.get(track) if track >= 0 else None
+        if mem is not None and mem.taken:  # a shopper puts back what they took, most of the time
+            total = sum(mem.taken.values())
+            for g, n in mem.taken.items():
+                priors[g] = 0.5 * n / total
+        priors[slot.spec.gtin] = priors.get(slot.spec.gtin, 0.0) + 0.25
+        post = _fuse(priors, appearance, self.matcher.gtins)
+        gtin = max(post, key=post.__getitem__)
+        conf = post[gtin]
+        step = (x1 - x0) / qty if qty else x1 - x0
+        for i in range(qty):
+            slot.facings.append(_Facing(gtin, x0 + i * step, x0 + (i + 1) * step, conf))
+        slot.facings.sort(key=lambda f: f.x0)
+        if mem is not None and gtin in mem.taken:
+            mem.taken[gtin] -= qty
+            if mem.taken[gtin] <= 0:
+                del mem.taken[gtin]
+        return ShelfEvent(round(when, 3), slot.spec.id, "put", gtin, qty, track, round(conf, 3), round(track_conf, 3),
+                          self._sources(slot, gtin, priors, appearance))
+
+    def _initial_gtin(self, slot: _Slot) -> str:
+        return slot.label if slot.label is not None and slot.label in self.matcher.gtins else slot.spec.gtin
+
+    def _facing_priors(self, slot: _Slot, f: _Facing) -> dict[str, float]:
+        if f.gtin is not None:  # placed by a put we saw: remembered with the put's confidence
+            return {f.gtin: max(f.confidence, 0.5)}
+        priors = {slot.spec.gtin: 0.6}
+        if slot.label is not None:
+            priors[slot.label] = priors.get(slot.label, 0.0) + 0.6
+        return priors
+
+    def _sources(self, slot: _Slot, gtin: str, priors: Mapping[str, float],
+                 appearance: Mapping[str, float]) -> tuple[str, ...]:
+        out = []
+        if gtin == slot.spec.gtin:
+            out.append("planogram")
+        if slot.label == gtin:
+            out.append("label")
+        if priors.get(gtin, 0.0) > 0 and gtin != slot.spec.gtin:
+            out.append("memory")
+        if appearance and max(appearance, key=appearance.__getitem__) == gtin:
+            out.append("appearance")
+        return tuple(out)
+
+    def _who_and_when(self, slot: _Slot, a: int, b: int, patch: np.ndarray, action: Action
+                      ) -> tuple[float, int, float]:
+        """When the product moved, and whose reach did it, from the interaction's frames."""
+        assert slot.inter is not None and slot.ref is not None
+        frames = list(slot.inter.frames)
+        when = self._when(slot, frames, a, b, patch, action)
+        lo, hi = self._image_x(slot, a), self._image_x(slot, b)
+        region = (lo, slot.bbox[1], hi, slot.bbox[3])
+        votes: dict[int, float] = {}
+        for fr in frames:
+            w = math.exp(-((fr.t - when) / 1.0) ** 2)
+            for owner, box in fr.hands:
+                if owner >= 0 and _box_overlap(box, region):
+                    votes[owner] = votes.get(owner, 0.0) + 3.0 * w
+            for tid, box, reach_x in fr.persons:
+                h = max(box[3] - box[1], 1.0)
+                dx = max(0.0, lo - reach_x, reach_x - hi)
+                votes[tid] = votes.get(tid, 0.0) + w * (0.2 + math.exp(-((dx / (0.08 * h)) ** 2)))
+        if not votes:
+            return when, -1, 0.0
+        best = max(votes, key=votes.__getitem__)
+        return when, best, votes[best] / sum(votes.values())
+
+    def _image_x(self, slot: _Slot, col: float) -> float:
+        h = slot.warp.size[1]
+        p = cv2.perspectiveTransform(np.float32([[[col, h / 2]]]), slot.warp.inverse)
+        return float(p[0, 0, 0])
+
+    def _when(self, slot: _Slot, frames: list[_Frame], a: int, b: int, patch: np.ndarray, action: Action) -> float:
+        """The moment the product moved, from the pixels where before and after differ: a pick is when the
+        taken facing was last seen in place (the hand covers only part of it until it moves), a put when
+        the new one is first seen. A region hidden for long falls back to shortly before it settled."""
+        assert slot.ref is not None and slot.back is not None
+        if not frames:
+            return self._t or 0.0
+        h, w = frames[0].patch.shape[:2]
+        qa, qb = a // 4, max(a // 4 + 1, (b + 3) // 4)
+        now = cv2.resize(patch, (w, h), interpolation=cv2.INTER_AREA)[:, qa:qb]
+        ref = cv2.resize(slot.ref * self._gain, (w, h), interpolation=cv2.INTER_AREA)[:, qa:qb]
+        level = max(float(slot.back.mean()), 16.0) * self.config.change_threshold * self._gain
+        informative = _cmax(np.abs(now - ref)) > 2 * level  # where before and after differ
+        if informative.sum() < 3:
+            return frames[-1].t
+        stack = np.stack([f.patch[:, qa:qb] for f in frames]).astype(np.float32)
+        like_now = (_cmax(np.abs(stack - now)) < level)[:, informative].mean(1)
+        like_ref = (_cmax(np.abs(stack - ref)) < level)[:, informative].mean(1)
+        times = np.array([f.t for f in frames])
+        seen_ref = np.flatnonzero(like_ref >= 0.5)
+        last_ref = int(seen_ref[-1]) if len(seen_ref) else -1
+        settled = [i for i in range(last_ref + 1, len(frames) - 2) if (like_now[i:i + 3] >= 0.5).all()]
+        first_now = settled[0] if settled else len(frames) - 1
+        t_after = float(times[first_now])
+        if last_ref < 0:
+            return t_after - self.config.withdraw_s
+        if action == "pick":
+            t = float(times[last_ref])
+        else:
+            seen_now = np.flatnonzero(like_now[last_ref + 1:] >= 0.4)
+            t = float(times[last_ref + 1 + seen_now[0]]) if len(seen_now) else t_after
+        return max(t, t_after - 1.0) if t_after - t > 1.5 else t
+
+    # ------------------------------------------------------------ labels
+
+    def _read_labels(self, image: np.ndarray, persons: list) -> None:
+        if self._read_label is None:
+            return
+        for slot in self._slots:
+            if slot.label is not None or slot.label_warp is None or slot.label_tries >= self.config.label_attempts:
+                continue
+            if any(_box_overlap(p[1], slot.label_bbox) for p in persons):
+                continue
+            slot.label_tries += 1
+            crop = _apply(image, slot.label_warp)
+            s = self.config.label_upscale
+            if s != 1.0:
+                crop = cv2.resize(crop, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
+            texts = [x for x in self._read_label(crop) if is_valid_gtin13(x)]
+            if texts:
+                slot.label = texts[0]
+            return  # one label a frame: reading costs milliseconds
