@@ -24,7 +24,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from vision.entry_code import Verdict, verify_code
+from vision.entry_code import MAX_CODE_LENGTH, Verdict, verify_code
 from vision.types import Tracks
 
 Point = tuple[float, float]
@@ -46,6 +46,7 @@ class EntryEvent:
     t: float
     gate: str
     camera: str
+    code: str  # the text read; untrusted, and only as long as verify_code accepts
     verdict: Verdict
 
     @property
@@ -90,7 +91,7 @@ class EntryWatcher:
                 verdict = verify_code(text, key=self.key, store_id=self.store_id, now=t, is_used=self._is_used)
                 if verdict.ok and verdict.claims is not None:
                     self._remember(verdict.claims.jti, verdict.claims.exp)
-                events.append(EntryEvent(t, self.gate, self.camera, verdict))
+                events.append(EntryEvent(t, self.gate, self.camera, text[:MAX_CODE_LENGTH], verdict))
             self._last_seen[text] = t
         return events
 

@@ -1,0 +1,192 @@
+"""The camera node: one camera's frames in, small typed events out.
+
+    source -> detect (rate controlled) -> track -> codes (gate cameras) -> gates, shelf -> events -> bus
+
+Detection is the expensive stage, so it runs every `detect_every` frames, and on frames between
+only when the picture moved (motion gating); the tracker carries tracks by motion in between.
+Every stage's time is counted (`timings`). Events get ids from what they say, so a replay gives
+the same ids every time; nothing here knows whether frames come from a file or a live camera.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from store_runtime.bus import Bus, Event
+from store_runtime.config import StoreConfig
+from store_runtime.events import EntryRead, ShelfAction, TrackZone, event_id
+from vision.codes import CodeReader, Debouncer, ReaderOptions
+from vision.gates import EntryEvent, EntryWatcher, ZoneEvent, ZoneWatcher
+from vision.tracking import Tracker, TrackerConfig
+from vision.types import Detections, Frame, Tracks
+
+
+class Detector(Protocol):
+    def detect(self, image: np.ndarray) -> Detections: ...
+
+
+class ShelfStage(Protocol):
+    """What the node needs of the shelf-interaction stage (vision.shelf)."""
+
+    def step(self, image: np.ndarray, t: float, tracks: Tracks) -> list: ...
+
+    def flush(self, t: float) -> list: ...
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    detect_every: int = 3  # run the detector at least every k-th frame
+    # Mean absolute change of grey level (0-255) of a 1/8-scale picture since the last detection above
+    # which a frame between two scheduled detections is detected anyway: someone moved quickly.
+    motion_threshold: float = 6.0
+    codes_every: int = 1  # gate cameras: read codes on every k-th frame
+    code_reads: int = 2  # a code counts after this many reads (debounce)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("detect_every", "codes_every", "code_reads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"NodeConfig.{name}: expected an integer of at least 1, got {value!r}")
+        if not 0 <= self.motion_threshold < 256:
+            raise ValueError(f"NodeConfig.motion_threshold: expected 0 to 255, got {self.motion_threshold!r}")
+
+
+@dataclass
+class StageTimes:
+    """Seconds and calls per stage, in the order stages first ran."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+            self.calls[name] = self.calls.get(name, 0) + 1
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {name: {"calls": self.calls[name], "ms_per_call": round(1000 * s / self.calls[name], 3),
+                       "seconds": round(s, 3)} for name, s in self.seconds.items()}
+
+
+class CameraNode:
+    """Runs one camera of `store`. `step(frame)` publishes and returns that frame's events."""
+
+    def __init__(self, store: StoreConfig, camera: str, *, detector: Detector, bus: Bus,
+                 config: NodeConfig | None = None, reader: CodeReader | None = None,
+                 shelf: ShelfStage | None = None) -> None:
+        if camera not in store.cameras:
+            raise ValueError(f"camera {camera!r} is not in the store's cameras {sorted(store.cameras)}")
+        self.camera, self.spec = camera, store.cameras[camera]
+        self.config = config or NodeConfig()
+        self.detector, self.bus, self.shelf = detector, bus, shelf
+        self.timings = StageTimes()
+        self.tracker = Tracker(self.config.tracker)
+        self.frames = 0
+        self.detections = 0
+        self._last_t = 0.0
+        self._last_detected: np.ndarray | None = None
+        self._entries = self._zones = None
+        self._reader, self._debounce = None, None
+        if self.spec.role == "gate":
+            self._entries = EntryWatcher(gate=self.spec.gate or "", camera=camera, key=store.entry_key_bytes,
+                                         store_id=store.store_id)
+            self._reader = reader or _qr_reader()
+            self._debounce = Debouncer(reads=self.config.code_reads)
+        if self.spec.zones:
+            self._zones = ZoneWatcher(camera=camera, zones=self.spec.zones,
+                                      kinds={name: store.gates[name].kind for name in self.spec.zones})
+
+    def step(self, frame: Frame) -> list[Event]:
+        self.frames += 1
+        self._last_t = frame.t
+        with self.timings.stage("detect"):
+            detections = self._detect(frame)
+        with self.timings.stage("track"):
+            tracks = self.tracker.update(detections, t=frame.t)
+        events: list[Event] = []
+        if self._entries is not None and frame.index % self.config.codes_every == 0:
+            with self.timings.stage("codes"):
+                read = self._debounce.update(self._reader.read(frame.image))
+                events += [self._entry(e, frame.index) for e in self._entries.step([c.text for c in read], frame.t)]
+        if self._zones is not None:
+            with self.timings.stage("zones"):
+                events += [self._zone(e) for e in self._zones.step(tracks, frame.t)]
+        if self.shelf is not None:
+            with self.timings.stage("shelf"):
+                events += [self._shelf(e) for e in self.shelf.step(frame.image, frame.t, tracks)]
+        return self._publish(events)
+
+    def finish(self) -> list[Event]:
+        """The recording ended: tracks still in view are gone, open interactions are settled."""
+        events: list[Event] = []
+        if self._zones is not None:
+            events += [self._zone(e) for e in self._zones.flush(self._last_t)]
+        if self.shelf is not None:
+            events += [self._shelf(e) for e in self.shelf.flush(self._last_t)]
+        return self._publish(events)
+
+    def run(self, frames: Iterable[Frame]) -> int:
+        """Every frame of `frames` through the pipeline, then `finish`; returns the events published."""
+        published = 0
+        for frame in frames:
+            published += len(self.step(frame))
+        return published + len(self.finish())
+
+    def _detect(self, frame: Frame) -> Detections | None:
+        small = cv2.resize(cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY), None, fx=0.125, fy=0.125,
+                           interpolation=cv2.INTER_AREA)
+        due = self._last_detected is None or self.frames % self.config.detect_every == 1 % self.config.detect_every
+        moved = (not due and self.config.motion_threshold > 0
+                 and float(cv2.absdiff(small, self._last_detected).mean()) > self.config.motion_threshold)
+        if not (due or moved):
+            return None  # the tracker predicts
+        self._last_detected = small
+        self.detections += 1
+        return self.detector.detect(frame.image)
+
+    def _publish(self, events: list[Event]) -> list[Event]:
+        events.sort(key=lambda e: (e.t, e.id))
+        for event in events:
+            self.bus.publish(event)
+        return events
+
+    def _entry(self, e: EntryEvent, index: int) -> EntryRead:
+        claims, verdict = e.verdict.claims, e.verdict
+        return EntryRead(
+            id=event_id(self.camera, "entry", index, claims.jti if claims else verdict.detail), t=e.t,
+            camera=self.camera, gate=e.gate, code=e.code, admitted=e.admitted,
+            refusal=verdict.refusal.value if verdict.refusal else None, detail=verdict.detail[:300],
+            customer=claims.cid if claims else None, jti=claims.jti if claims else None,
+            party=claims.party if claims else None)
+
+    def _zone(self, e: ZoneEvent) -> TrackZone:
+        return TrackZone(id=event_id(self.camera, e.kind, e.track_id, e.zone), t=e.t, camera=self.camera,
+                         kind=e.kind, track=e.track_id, zone=e.zone)
+
+    def _shelf(self, e) -> ShelfAction:
+        return ShelfAction(id=event_id(self.camera, "shelf", e.slot, e.action, round(e.t, 3), e.track),
+                           t=e.t, camera=self.camera, action=e.action, track=e.track, gtin=e.gtin, qty=e.qty,
+                           slot=e.slot, confidence=round(float(e.confidence), 4))
+
+
+def _qr_reader() -> CodeReader:
+    from vision.codes import open_reader
+
+    return open_reader("combined", ReaderOptions(formats=("QRCode",)))
+
+
+def stage_report(nodes: Mapping[str, CameraNode]) -> dict[str, dict]:
+    return {name: {"frames": n.frames, "detections": n.detections, "stages": n.timings.summary()}
+            for name, n in nodes.items()}
