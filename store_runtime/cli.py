@@ -179,6 +179,55 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_node(args: argparse.Namespace) -> int:
+    """One camera's node: frames in, events out as JSON lines (stdout or --out), stage timings on stderr."""
+    from store_runtime.bus import MemoryBus
+    from store_runtime.config import ConfigError, load_scenario, load_store
+    from store_runtime.node import CameraNode, NodeConfig, load_detector, stage_report
+    from vision.inference.manifest import ModelError
+    from vision.sources import SourceConfig, SourceConfigError, SourceError, open_source
+
+    try:
+        if args.scenario:
+            scenario = load_scenario(args.scenario)
+            store = scenario.store.config
+            if args.camera not in scenario.video_paths:
+                raise UserError(f"camera {args.camera!r} is not in {args.scenario}/scenario.yaml: "
+                                f"{sorted(scenario.video_paths)}")
+            source_config = SourceConfig(kind="file", uri=scenario.video_paths[args.camera], camera=args.camera,
+                                         start=scenario.start_unix)
+        else:
+            if not (args.store and args.source):
+                raise UserError("give --scenario DIR, or --store STORE_YAML with --source URI")
+            store = load_store(args.store).config
+            kind = "rtsp" if args.source.startswith(("rtsp://", "rtsps://")) else (
+                "device" if args.source.isdigit() or args.source.startswith("/dev/video") else "file")
+            source_config = SourceConfig(kind=kind, uri=args.source, camera=args.camera, live=True)
+        if args.camera not in store.cameras:
+            raise UserError(f"camera {args.camera!r} is not in the store's cameras {sorted(store.cameras)}")
+        config = NodeConfig(detect_every=args.detect_every)
+        detector = load_detector(args.model, args.threads)
+        bus = MemoryBus()
+        node = CameraNode(store, args.camera, detector=detector, bus=bus, config=config)
+        out = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
+        try:
+            with open_source(source_config) as source:
+                for frame in source:
+                    node.step(frame)
+                    for event in bus.drain():
+                        out.write(event.to_json() + "\n")
+                node.finish()
+                for event in bus.drain():
+                    out.write(event.to_json() + "\n")
+        finally:
+            if args.out:
+                out.close()
+    except (ConfigError, SourceConfigError, SourceError, ModelError, FileNotFoundError, ValueError) as exc:
+        raise UserError(str(exc)) from exc
+    print(json.dumps(stage_report({args.camera: node})), file=sys.stderr)
+    return 0
+
+
 def _cmd_codes(args: argparse.Namespace) -> int:
     from store_runtime.codes_files import FileError, format_table, read_file
     from vision.codes import CodesUnavailable, open_reader
@@ -262,6 +311,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, help="write the ONNX here instead of models/ (and skip the manifest)")
     train.add_argument("--smoke", action="store_true", help="one scenario per job, one epoch: checks the recipe runs")
     train.set_defaults(func=_cmd_train_detector)
+
+    node = sub.add_parser("node", help="run one camera's node: frames in, events out (JSON lines)")
+    node.add_argument("--camera", required=True, help="camera id, as in store.yaml")
+    node.add_argument("--scenario", type=Path, help="replay this camera's recording of a scenario directory")
+    node.add_argument("--store", type=Path, help="store.yaml (live)")
+    node.add_argument("--source", help="live: rtsp://..., a device index or /dev/videoN, or a video file")
+    node.add_argument("--model", type=Path, help="detector ONNX (default: models/manifest.yaml's walkout-det)")
+    node.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    node.add_argument("--detect-every", type=int, default=3, help="run the detector at least every k-th frame")
+    node.add_argument("--out", type=Path, help="write events here instead of stdout")
+    node.set_defaults(func=_cmd_node)
 
     code = sub.add_parser("entry-code", help="make a WO1 entry code for a test store (what the shopper app shows)")
     code.add_argument("--store", type=Path, required=True, help="store.yaml")

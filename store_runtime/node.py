@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import cv2
@@ -179,6 +180,21 @@ class CameraNode:
         return ShelfAction(id=event_id(self.camera, "shelf", e.slot, e.action, round(e.t, 3), e.track),
                            t=e.t, camera=self.camera, action=e.action, track=e.track, gtin=e.gtin, qty=e.qty,
                            slot=e.slot, confidence=round(float(e.confidence), 4))
+
+
+def load_detector(model: Path | None = None, threads: int = 2) -> Detector:
+    """Our store detector (manifest entry `walkout-det`, hash checked) or the ONNX file `model`."""
+    from vision.inference.manifest import ModelManifest
+    from vision.inference.runtime import RuntimeOptions, load_model
+    from vision.inference.yolo import YoloDetector
+
+    if model is None:
+        manifest = ModelManifest.load()
+        if "walkout-det" not in manifest.models:
+            raise FileNotFoundError("models/manifest.yaml lists no 'walkout-det' detector yet: train it with "
+                                    "`walkout train-detector`, or give an ultralytics ONNX export with --model")
+        model = manifest.path_of("walkout-det")
+    return YoloDetector(load_model(model, RuntimeOptions(intra_op_threads=threads)))
 
 
 def _qr_reader() -> CodeReader:

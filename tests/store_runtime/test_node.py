@@ -83,3 +83,17 @@ def test_detection_runs_every_k_frames_and_on_motion_between() -> None:
 def test_bad_node_config_names_the_field(kw: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         NodeConfig(**kw)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--scenario", str(SAMPLES / "01-single"), "--camera", "roof"], "roof"),
+    (["--scenario", str(SAMPLES / "01-single"), "--camera", "gate", "--model", "/nonexistent/det.onnx"],
+     "/nonexistent/det.onnx"),
+    (["--camera", "gate"], "--scenario"),
+])
+def test_node_command_mistakes_are_one_line_errors(args: list[str], message: str, capsys) -> None:
+    from store_runtime.cli import main
+
+    assert main(["node", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
