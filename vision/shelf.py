@@ -256,33 +256,43 @@ def _back_chroma(patches: Iterable[np.ndarray]) -> np.ndarray:
 
 
 def _back_profile(patch: np.ndarray, chroma: np.ndarray) -> np.ndarray:
-    """Per-column colour of the empty shelf back (W x 3), from the pixels of the back's chromaticity."""
+    """Colour of the empty shelf back in each column (W x 3): a straight line across the slot (light
+    falls off smoothly) fitted to the pixels of the back's chromaticity, twice, dropping after the
+    first fit what is off the line (a shelf edge of a similar colour, a product's pale border)."""
     p = patch.astype(np.float32)
     c = np.abs(_chroma(p) - chroma)
-    near = np.maximum(c[..., 0], c[..., 1]) < 0.025
     lum = _lum(p)
+    near = np.maximum(c[..., 0], c[..., 1]) < 0.025
     level = float(np.median(lum[near])) if near.sum() > 20 else float(np.median(lum))
-    mask = near & (lum > 0.75 * level) & (lum < 1.3 * level)
-    n = mask.sum(0)
+    keep = near & (lum > 0.75 * level) & (lum < 1.3 * level)
     w = p.shape[1]
-    good = n >= 3
-    back = np.empty((w, 3), np.float32)
-    if good.sum() >= 2:
-        sums = (p * mask[..., None]).sum(0)
-        xs = np.nonzero(good)[0]
-        for k in range(3):
-            back[:, k] = np.interp(np.arange(w), xs, sums[good, k] / n[good])
-    else:
-        back[:] = np.median(p.reshape(-1, 3), 0)
-    return cv2.blur(back[None], (15, 1))[0]
+    if keep.sum() < 20:
+        return np.tile(np.median(p.reshape(-1, 3), 0), (w, 1)).astype(np.float32)
+    ys, xs = np.nonzero(keep)
+    values = p[ys, xs]
+    design = np.stack([np.ones_like(xs, dtype=np.float32), xs.astype(np.float32) / w], 1)
+    for _ in range(2):
+        coef, *_ = np.linalg.lstsq(design, values, rcond=None)
+        good = np.abs(values - design @ coef).max(1) < 0.06 * level
+        if good.sum() < 20:
+            break
+        design, values = design[good], values[good]
+    line = np.stack([np.ones(w, np.float32), np.arange(w, dtype=np.float32) / w], 1)
+    return (line @ coef).astype(np.float32)
 
 
 def _filled(patch: np.ndarray, back: np.ndarray, threshold: float = 0.12) -> np.ndarray:
-    """Pixels that are not shelf back (H x W bool); columns of a product are closed vertically, so a
+    """Pixels that are not shelf back (H x W bool). The back's brightness is matched to the patch first
+    (the light may have changed since it was learned); columns of a product are closed vertically, so a
     light product on a light back still reads as one block."""
     p = patch.astype(np.float32)
-    lum = np.maximum(_lum(back), 8.0)
-    dist = _cmax(np.abs(p - back[None])) / lum[None]
+    bl = np.maximum(_lum(back), 8.0)
+    c = np.abs(_chroma(p) - _chroma(back)[None])
+    like = np.maximum(c[..., 0], c[..., 1]) < 0.025
+    ratio = _lum(p) / bl[None]
+    like &= (ratio > 0.6) & (ratio < 1.6)
+    gain = float(np.median(ratio[like])) if like.sum() > 20 else 1.0
+    dist = _cmax(np.abs(p - gain * back[None])) / (gain * bl[None])
     k = max(3, patch.shape[0] // 7)
     return cv2.morphologyEx((dist > threshold).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((k, 1), np.uint8)) > 0
 
@@ -438,7 +448,7 @@ class _Frame:
 
     t: float
     patch: np.ndarray  # uint8, quarter size
-    persons: tuple[tuple[int, tuple[float, float, float, float], float], ...]  # (track, box, reach x)
+    persons: tuple[tuple[int, tuple[float, float, float, float]], ...]  # (track, box)
     hands: tuple[tuple[int, tuple[float, float, float, float]], ...]  # (owner, box)
 
 
@@ -475,7 +485,6 @@ class _Slot:
 @dataclass
 class _TrackMemory:
     last_seen: float
-    rest: tuple[float, float] | None = None  # box centre x and width when not reaching
     taken: dict[str, int] = field(default_factory=dict)  # gtin -> facings this track picked and still holds
 
 
@@ -579,38 +588,20 @@ class ShelfMonitor:
     # ------------------------------------------------------------ tracks
 
     def _people(self, tracks: Tracks, t: float) -> tuple[list, list]:
-        """Person boxes (track, box grown by the margin, reach box, reach x) and hand boxes (owner, box)."""
+        """Person boxes (track, box grown by the margin, reach box, box) and hand boxes (owner, box)."""
         persons = []
-        for box, tid in zip(tracks.of("person").xyxy.tolist(), tracks.of("person").track_id.tolist(), strict=True):
+        people = tracks.of("person")
+        for box, tid in zip(people.xyxy.tolist(), people.track_id.tolist(), strict=True):
             x1, y1, x2, y2 = box
             h = max(y2 - y1, 1.0)
             m = self.config.box_margin * h
             r = self.config.reach * h
-            mem = self._tracks.setdefault(int(tid), _TrackMemory(t))
-            mem.last_seen = t
-            cx, w = (x1 + x2) / 2, x2 - x1
-            if w < 0.45 * h:  # not reaching sideways: learn where the body is
-                mem.rest = (cx, w) if mem.rest is None else (0.7 * mem.rest[0] + 0.3 * cx, 0.7 * mem.rest[1] + 0.3 * w)
-            persons.append((int(tid), (x1 - m, y1 - m, x2 + m, y2 + m), (x1 - r, y1 - r, x2 + r, y2),
-                            self._reach_x(box, mem)))
-        hands = []
+            self._tracks.setdefault(int(tid), _TrackMemory(t)).last_seen = t
+            persons.append((int(tid), (x1 - m, y1 - m, x2 + m, y2 + m), (x1 - r, y1 - r, x2 + r, y2), tuple(box)))
         hand_tracks = tracks.of("hand")
-        for box, owner in zip(hand_tracks.xyxy.tolist(), hand_tracks.owner.tolist(), strict=True):
-            hands.append((int(owner), tuple(box)))
+        hands = [(int(owner), tuple(box)) for box, owner in
+                 zip(hand_tracks.xyxy.tolist(), hand_tracks.owner.tolist(), strict=True)]
         return persons, hands
-
-    @staticmethod
-    def _reach_x(box: Sequence[float], mem: _TrackMemory) -> float:
-        """Where the hand probably is, in x, when it cannot be seen: the box's far side from the body."""
-        x1, y1, x2, y2 = box
-        h = y2 - y1
-        if mem.rest is None:
-            return (x1 + x2) / 2
-        cx, w = mem.rest
-        right, left = x2 - (cx + w / 2), (cx - w / 2) - x1
-        if max(right, left) < 0.05 * h:
-            return (x1 + x2) / 2
-        return x2 - 0.035 * h if right > left else x1 + 0.035 * h
 
     def _prune(self, t: float) -> None:
         ttl = self.config.track_ttl_s
@@ -639,23 +630,26 @@ class ShelfMonitor:
         fresh = []
         for slot, patch in zip(self._slots, patches, strict=True):
             if slot.ref is None and not self._covered_cols(slot, persons).any():
-                slot.ref = patch.copy()
+                slot.ref = patch / self._gain
                 slot.ref_full = _apply(image, slot.full)
                 fresh.append(slot)
         if not fresh:
             return
-        known = [s for s in self._slots if s.ref is not None]
+        known = [s for s in self._slots if s.ref_full is not None]
         if self._chroma is None or len(fresh) > len(known) // 2:
-            self._chroma = _back_chroma([s.ref for s in known])
+            self._chroma = _back_chroma([self._clean(s, s.ref_full) for s in known])
         for slot in fresh:
-            slot.back = _back_profile(slot.ref, self._chroma)
-            layout = self._layout(slot, slot.ref, slot.back)
+            assert slot.ref_full is not None
+            clean = self._clean(slot, slot.ref_full)
+            slot.back = _back_profile(clean, self._chroma)
+            layout = count_facings(_filled(clean, slot.back), self.matcher.aspect(self._initial_gtin(slot)) or 1.0)
             slot.facings = [_Facing(None, a, b) for a, b in layout.facings]
             slot.facing_width = layout.facing_width
 
-    def _layout(self, slot: _Slot, patch: np.ndarray, back: np.ndarray) -> Layout:
-        aspect = self.matcher.aspect(slot.spec.gtin) or 1.0
-        return count_facings(_filled(patch, back), aspect)
+    @staticmethod
+    def _clean(slot: _Slot, full: np.ndarray) -> np.ndarray:
+        """A native-size slot patch brought to the watched patch's size by area averaging: for counting."""
+        return cv2.resize(full, slot.warp.size, interpolation=cv2.INTER_AREA).astype(np.float32)
 
     def _global_gain(self, patches: list[np.ndarray]) -> float:
         """The light level now against the references, over all slots (robust to a few occluded ones)."""
@@ -702,8 +696,11 @@ class ShelfMonitor:
         inter = slot.inter
         inter.frames.append(_Frame(t, cv2.resize(patch, (max(2, patch.shape[1] // 4), max(2, patch.shape[0] // 4)),
                                                  interpolation=cv2.INTER_AREA).astype(np.uint8),
-                                   tuple((p[0], p[1], p[3]) for p in near), tuple(hand_in)))
-        still = changed & ~covered & ~moving
+                                   tuple((p[0], p[3]) for p in near), tuple(hand_in)))
+        # Behind a box is not always behind a body: a column showing bare shelf back is in view.
+        bare = _filled(patch, slot.back).mean(0) < 0.15
+        hidden = covered & ~bare
+        still = changed & ~hidden & ~moving
         inter.stable = np.where(still, inter.stable + 1, 0)
         free = not covered.any() and not hand_in and not moving.any()
         slot.clear_run = slot.clear_run + 1 if free else 0
@@ -720,20 +717,24 @@ class ShelfMonitor:
         if hand_in:
             return []
         # A part of the slot may settle while the shopper still stands in front of the rest of it.
-        ready = self._settled_runs(slot, changed, covered)
+        ready = self._settled_runs(slot, changed, hidden)
         return self._judge(slot, image, patch, changed, ready, t, partial=True) if ready.any() else []
 
-    def _settled_runs(self, slot: _Slot, changed: np.ndarray, covered: np.ndarray) -> np.ndarray:
-        """Columns of changed runs that are wholly clear of people, with clear neighbours, and still."""
+    def _settled_runs(self, slot: _Slot, changed: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+        """Columns of changed regions in view and still, with no hidden change in or next to them (the rest
+        of a facing taken together with them may be behind a body). Changed columns a small gap apart are
+        one region: two facings taken together are one pick."""
         assert slot.inter is not None
         ready = np.zeros_like(changed)
-        pad = max(2, int(0.1 * slot.facing_width))
-        for a, b in _runs(changed):
+        fw = slot.facing_width or len(changed) / 4
+        pad = max(2, int(0.3 * fw))
+        for a, b in self._regions(changed & ~hidden, fw):
             lo, hi = max(0, a - pad), min(len(changed), b + pad)
-            if covered[lo:hi].any():
+            if (changed & hidden)[lo:hi].any():
                 continue
-            if (slot.inter.stable[a:b] >= self.config.settle_frames).all():
-                ready[a:b] = True
+            part = changed[a:b]
+            if (slot.inter.stable[a:b][part] >= self.config.settle_frames).all():
+                ready[a:b] = part
         return ready
 
     def _idle(self, slot: _Slot, image: np.ndarray, patch: np.ndarray, changed: np.ndarray, t: float,
@@ -743,7 +744,7 @@ class ShelfMonitor:
         if not changed.any():
             slot.lonely_since = None
             a = self.config.idle_rate
-            slot.ref = (1 - a) * slot.ref + a * patch / self._gain * self._gain
+            slot.ref = (1 - a) * slot.ref + a * patch / self._gain
             return
         if near:
             return
@@ -754,11 +755,14 @@ class ShelfMonitor:
             slot.lonely_since = None
 
     def _adopt(self, slot: _Slot, image: np.ndarray, patch: np.ndarray) -> None:
-        """Make the current look the slot's reference and re-align the facings with it."""
-        slot.ref = patch.copy()
+        """Make the current look the slot's reference and re-align the remembered facings with it."""
+        assert slot.back is not None
+        slot.ref = patch / self._gain
         slot.ref_full = _apply(image, slot.full)
         slot.clear_run = 0
-        layout = self._layout(slot, slot.ref, slot.back)
+        filled = _filled(self._clean(slot, slot.ref_full), slot.back)
+        aspect = self.matcher.aspect(self._initial_gtin(slot)) or 1.0
+        layout = count_facings(filled, aspect)
         if layout.count != len(slot.facings):
             self._realign(slot, layout)
 
@@ -779,22 +783,28 @@ class ShelfMonitor:
 
     def _judge(self, slot: _Slot, image: np.ndarray, patch: np.ndarray, changed: np.ndarray, allowed: np.ndarray,
                t: float, partial: bool = False) -> list[ShelfEvent]:
-        """Compare the slot before (reference) and now in the changed runs; emit picks and puts."""
-        assert slot.ref is not None and slot.back is not None and slot.inter is not None
+        """Compare the slot before (its reference) and now in each changed region: facings that are gone
+        were picked, facings that appeared were put. The region's reference then takes the new look."""
+        assert slot.ref is not None and slot.ref_full is not None and slot.back is not None
         fw = slot.facing_width or slot.warp.size[0] / 4
+        full = _apply(image, slot.full)
+        before = _filled(self._clean(slot, slot.ref_full), slot.back)
+        after = _filled(self._clean(slot, full), slot.back)
         events = []
         for a, b in self._regions(changed & allowed, fw):
-            before_n = self._facings_in(slot, a, b)
-            after = _filled(patch / self._gain, slot.back)
-            after_n, width = self._new_facings(slot, after, a, b, patch)
-            if before_n > after_n:
-                events.append(self._pick(slot, a, b, before_n - after_n, patch, t))
-            elif after_n > before_n:
-                events.append(self._put(slot, a, b, after_n - before_n, width, image, patch, t))
-            if not partial or before_n or after_n:  # the new look of these columns is settled
-                slot.ref[:, a:b] = patch[:, a:b] / self._gain
-                self._copy_full(slot, image, a, b)
-        return [e for e in events if e is not None]
+            inside = [f for f in slot.facings if min(b, f.x1) - max(a, f.x0) >= 0.5 * (f.x1 - f.x0)]
+            gone = [f for f in inside if after[:, int(f.x0):int(math.ceil(f.x1))].mean(0).mean() < 0.4]
+            news = self._new_runs(slot, after, a, b, [f for f in inside if f not in gone])
+            if partial and not gone and not news:
+                continue  # not (yet) a shelf change: an occluder that stood still
+            if gone:
+                events.append(self._pick(slot, gone, before, a, b, patch))
+            for x0, x1, n in news:
+                events.append(self._put(slot, full, after, x0, x1, n, a, b, patch))
+            slot.ref[:, a:b] = patch[:, a:b] / self._gain
+            s = slot.full.size[0] / slot.warp.size[0]
+            slot.ref_full[:, int(a * s):int(math.ceil(b * s))] = full[:, int(a * s):int(math.ceil(b * s))]
+        return events
 
     @staticmethod
     def _regions(mask: np.ndarray, fw: float) -> list[tuple[int, int]]:
@@ -807,114 +817,67 @@ class ShelfMonitor:
                 out.append([a, b])
         return [(a, b) for a, b in out if b - a >= 0.25 * fw]
 
-    def _facings_in(self, slot: _Slot, a: int, b: int) -> int:
-        return sum(1 for f in slot.facings if min(b, f.x1) - max(a, f.x0) >= 0.5 * (f.x1 - f.x0))
-
-    def _new_facings(self, slot: _Slot, after: np.ndarray, a: int, b: int, patch: np.ndarray) -> tuple[int, float]:
-        """Facings standing in columns [a, b) now that were not remembered there: (count, width of one)."""
+    def _new_runs(self, slot: _Slot, after: np.ndarray, a: int, b: int, kept: list[_Facing]
+                  ) -> list[tuple[int, int, int]]:
+        """Runs of product in [a, b) now that no remembered facing explains: (x0, x1, facings in it)."""
         cols = after.mean(0) > 0.3
         cols[:a] = False
         cols[b:] = False
-        for f in slot.facings:  # already-known facings are not new
-            if min(b, f.x1) - max(a, f.x0) >= 0.5 * (f.x1 - f.x0):
-                cols[int(f.x0):int(math.ceil(f.x1))] = False
-        least = self.config.min_facing_fraction * max(slot.facing_width, 4)
-        runs = [(x0, x1) for x0, x1 in _runs(cols) if x1 - x0 >= least]
-        if not runs:
-            return 0, 0.0
-        height = _product_height(after, cols)
-        guess = self._guess_width(slot, patch, runs, height)
-        n = sum(max(1, int(round((x1 - x0 + 0.12 * guess) / (1.12 * guess)))) for x0, x1 in runs)
-        return n, guess
+        for f in kept:
+            cols[int(f.x0):int(math.ceil(f.x1))] = False
+        fw = max(slot.facing_width, 4.0)
+        out = []
+        for x0, x1 in _runs(cols):
+            if x1 - x0 < self.config.min_facing_fraction * fw:
+                continue
+            # One facing of whatever product came, unless the run is as wide as several of the slot's own.
+            n = 1 if x1 - x0 <= 1.6 * fw else max(1, int(round((x1 - x0 + 0.12 * fw) / (1.12 * fw))))
+            out.append((x0, x1, n))
+        return out
 
-    def _guess_width(self, slot: _Slot, patch: np.ndarray, runs: list[tuple[int, int]], height: int) -> float:
-        """Width of one new facing: its own run when that is plausible for its product, else the slot's."""
-        widths = [x1 - x0 for x0, x1 in runs]
-        narrow = min(widths)
-        crop = self._crop(patch, runs[0][0], runs[0][0] + narrow)
-        probs = self.matcher.probabilities(crop) if crop is not None else {}
-        if probs and height:
-            best = max(probs, key=probs.__getitem__)
-            aspect = self.matcher.aspect(best) or 1.0
-            expect = height * aspect
-            if 0.6 * expect <= narrow <= 1.6 * expect:
-                return float(narrow)
-            return float(expect)
-        return float(slot.facing_width or narrow)
-
-    @staticmethod
-    def _crop(patch: np.ndarray, a: float, b: float) -> np.ndarray | None:
-        a, b = int(max(0, math.floor(a))), int(min(patch.shape[1], math.ceil(b)))
-        if b - a < 3:
-            return None
-        return np.clip(patch[:, a:b], 0, 255).astype(np.uint8)
-
-    def _copy_full(self, slot: _Slot, image: np.ndarray, a: int, b: int) -> None:
-        assert slot.ref_full is not None
-        s = slot.full.size[0] / slot.warp.size[0]
-        fa, fb = int(a * s), int(math.ceil(b * s))
-        slot.ref_full[:, fa:fb] = _apply(image, slot.full)[:, fa:fb]
-
-    def _full_crop(self, full: np.ndarray, slot: _Slot, a: float, b: float, rows: tuple[int, int]) -> np.ndarray | None:
-        s = slot.full.size[0] / slot.warp.size[0]
-        sy = slot.full.size[1] / slot.warp.size[1]
-        fa, fb = int(max(0, a * s)), int(min(full.shape[1], math.ceil(b * s)))
-        ya, yb = int(rows[0] * sy), int(math.ceil(rows[1] * sy))
-        if fb - fa < 3 or yb - ya < 3:
-            return None
-        return full[ya:yb, fa:fb]
-
-    def _rows(self, filled: np.ndarray, a: float, b: float) -> tuple[int, int]:
+    def _crop(self, slot: _Slot, full: np.ndarray, filled: np.ndarray, x0: float, x1: float) -> np.ndarray | None:
+        """The native-size crop of a facing: its columns, and the rows of what stands there."""
         cols = np.zeros(filled.shape[1], bool)
-        cols[int(a):int(math.ceil(b))] = True
+        cols[int(x0):int(math.ceil(x1))] = True
         h = _product_height(filled, cols)
-        return (filled.shape[0] - h, filled.shape[0]) if h else (0, filled.shape[0])
+        ya = filled.shape[0] - h if h else 0
+        sx, sy = slot.full.size[0] / slot.warp.size[0], slot.full.size[1] / slot.warp.size[1]
+        fa, fb = int(max(0, x0 * sx)), int(min(full.shape[1], math.ceil(x1 * sx)))
+        if fb - fa < 3 or full.shape[0] - int(ya * sy) < 3:
+            return None
+        return full[int(ya * sy):, fa:fb]
 
     # ------------------------------------------------------------ pick, put, who and when
 
-    def _pick(self, slot: _Slot, a: int, b: int, qty: int, patch: np.ndarray, t: float) -> ShelfEvent | None:
-        assert slot.ref_full is not None and slot.back is not None
-        taken = [f for f in slot.facings if min(b, f.x1) - max(a, f.x0) >= 0.5 * (f.x1 - f.x0)]
-        taken = sorted(taken, key=lambda f: -f.x0)[:qty] if taken else []
-        before = _filled(slot.ref, slot.back)  # the reference still shows the facings: it is updated after
+    def _pick(self, slot: _Slot, gone: list[_Facing], before: np.ndarray, a: int, b: int,
+              patch: np.ndarray) -> ShelfEvent:
+        assert slot.ref_full is not None
         priors: dict[str, float] = {}
         appearance: dict[str, float] = {}
-        for f in taken or [_Facing(None, a, b)]:
-            gtin_prior = self._facing_priors(slot, f)
-            for g, p in gtin_prior.items():
+        for f in gone:
+            for g, p in self._facing_priors(slot, f).items():
                 priors[g] = priors.get(g, 0.0) + p
-            crop = self._full_crop(slot.ref_full, slot, f.x0, f.x1, self._rows(before, f.x0, f.x1))
+            crop = self._crop(slot, slot.ref_full, before, f.x0, f.x1)
             for g, p in (self.matcher.probabilities(crop) if crop is not None else {}).items():
-                appearance[g] = appearance.get(g, 0.0) + p / max(1, len(taken))
+                appearance[g] = appearance.get(g, 0.0) + p / len(gone)
         post = _fuse(priors, appearance, self.matcher.gtins)
         gtin = max(post, key=post.__getitem__)
-        slot.facings = [f for f in slot.facings if f not in taken]
+        slot.facings = [f for f in slot.facings if f not in gone]
         when, track, track_conf = self._who_and_when(slot, a, b, patch, "pick")
-        if track >= 0:
-            mem = self._tracks.get(track)
-            if mem is not None:
-                mem.taken[gtin] = mem.taken.get(gtin, 0) + qty
-        return ShelfEvent(round(when, 3), slot.spec.id, "pick", gtin, qty, track, round(post[gtin], 3),
+        mem = self._tracks.get(track)
+        if mem is not None:
+            mem.taken[gtin] = mem.taken.get(gtin, 0) + len(gone)
+        return ShelfEvent(round(when, 3), slot.spec.id, "pick", gtin, len(gone), track, round(post[gtin], 3),
                           round(track_conf, 3), self._sources(slot, gtin, priors, appearance))
 
-    def _put(self, slot: _Slot, a: int, b: int, qty: int, width: float, image: np.ndarray, patch: np.ndarray,
-             t: float) -> ShelfEvent | None:
-        assert slot.back is not None
-        now_full = _apply(image, slot.full)
-        after = _filled(patch / self._gain, slot.back)
-        known = [(f.x0, f.x1) for f in slot.facings]
-        cols = after.mean(0) > 0.3
-        cols[:a] = False
-        cols[b:] = False
-        for x0, x1 in known:
-            cols[int(x0):int(math.ceil(x1))] = False
-        runs = _runs(cols) or [(a, b)]
-        x0, x1 = runs[0][0], max(runs[0][1], runs[0][0] + 1)
-        crop = self._full_crop(now_full, slot, x0, min(x1, x0 + max(width, 1.0)), self._rows(after, x0, x1))
+    def _put(self, slot: _Slot, full: np.ndarray, after: np.ndarray, x0: int, x1: int, qty: int, a: int, b: int,
+             patch: np.ndarray) -> ShelfEvent:
+        step = (x1 - x0) / qty
+        crop = self._crop(slot, full, after, x0, x0 + step)
         appearance = self.matcher.probabilities(crop) if crop is not None else {}
         when, track, track_conf = self._who_and_when(slot, a, b, patch, "put")
         priors: dict[str, float] = {}
-        mem = self._tracks.get(track) if track >= 0 else None
+        mem = self._tracks.get(track)
         if mem is not None and mem.taken:  # a shopper puts back what they took, most of the time
             total = sum(mem.taken.values())
             for g, n in mem.taken.items():
@@ -923,9 +886,7 @@ class ShelfMonitor:
         post = _fuse(priors, appearance, self.matcher.gtins)
         gtin = max(post, key=post.__getitem__)
         conf = post[gtin]
-        step = (x1 - x0) / qty if qty else x1 - x0
-        for i in range(qty):
-            slot.facings.append(_Facing(gtin, x0 + i * step, x0 + (i + 1) * step, conf))
+        slot.facings += [_Facing(gtin, x0 + i * step, x0 + (i + 1) * step, conf) for i in range(qty)]
         slot.facings.sort(key=lambda f: f.x0)
         if mem is not None and gtin in mem.taken:
             mem.taken[gtin] -= qty
@@ -969,13 +930,14 @@ class ShelfMonitor:
         votes: dict[int, float] = {}
         for fr in frames:
             w = math.exp(-((fr.t - when) / 1.0) ** 2)
-            for owner, box in fr.hands:
+            for owner, box in fr.hands:  # a hand there (but a hand hanging at rest can be there too)
                 if owner >= 0 and _box_overlap(box, region):
-                    votes[owner] = votes.get(owner, 0.0) + 3.0 * w
-            for tid, box, reach_x in fr.persons:
+                    votes[owner] = votes.get(owner, 0.0) + w
+            for tid, box in fr.persons:
+                # A reaching arm makes a side of the person's box: a side at the change is a reach into it.
                 h = max(box[3] - box[1], 1.0)
-                dx = max(0.0, lo - reach_x, reach_x - hi)
-                votes[tid] = votes.get(tid, 0.0) + w * (0.2 + math.exp(-((dx / (0.08 * h)) ** 2)))
+                d = min(max(0.0, lo - x, x - hi) for x in (box[0], box[2]))
+                votes[tid] = votes.get(tid, 0.0) + w * (0.1 + 2.0 * math.exp(-((d / (0.06 * h)) ** 2)))
         if not votes:
             return when, -1, 0.0
         best = max(votes, key=votes.__getitem__)
@@ -1005,19 +967,20 @@ class ShelfMonitor:
         like_now = (_cmax(np.abs(stack - now)) < level)[:, informative].mean(1)
         like_ref = (_cmax(np.abs(stack - ref)) < level)[:, informative].mean(1)
         times = np.array([f.t for f in frames])
-        seen_ref = np.flatnonzero(like_ref >= 0.5)
-        last_ref = int(seen_ref[-1]) if len(seen_ref) else -1
-        settled = [i for i in range(last_ref + 1, len(frames) - 2) if (like_now[i:i + 3] >= 0.5).all()]
+        strong = np.flatnonzero(like_ref >= 0.5)
+        start = int(strong[-1]) if len(strong) else -1
+        settled = [i for i in range(start + 1, len(frames) - 2) if (like_now[i:i + 3] >= 0.5).all()]
         first_now = settled[0] if settled else len(frames) - 1
-        t_after = float(times[first_now])
-        if last_ref < 0:
-            return t_after - self.config.withdraw_s
-        if action == "pick":
-            t = float(times[last_ref])
-        else:
-            seen_now = np.flatnonzero(like_now[last_ref + 1:] >= 0.4)
-            t = float(times[last_ref + 1 + seen_now[0]]) if len(seen_now) else t_after
-        return max(t, t_after - 1.0) if t_after - t > 1.5 else t
+        # Until the product moves, a hand hides only part of the old look; a trace of it stays in view.
+        trace = np.flatnonzero(like_ref[start + 1:first_now] >= 0.1)
+        last = start + 1 + int(trace[-1]) if len(trace) else start
+        # The new look shows, at least in part, as soon as the hand moves away, unless a body hides it.
+        glimpse = np.flatnonzero(like_now[last + 1:] >= 0.15)
+        onset = last + 1 + int(glimpse[0]) if len(glimpse) else first_now
+        if last >= 0 and times[onset] - times[last] <= 1.0:
+            return float(times[last])
+        hidden = float(times[onset]) - self.config.withdraw_s  # seen only late: it moved a withdrawal earlier
+        return max(hidden, float(times[last])) if last >= 0 else hidden
 
     # ------------------------------------------------------------ labels
 
