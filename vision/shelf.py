@@ -106,6 +106,7 @@ class ShelfConfig:
     reach: float = 0.4  # arm's length as a fraction of the person box's height
     box_margin: float = 0.03  # person boxes grown by this fraction of their height before testing cover
     withdraw_s: float = 0.45  # typical seconds from the moment a facing moves to the hand leaving the slot
+    release_s: float = 0.4  # a put counts when the hand lets go, a moment after the product shows in place
     min_facing_fraction: float = 0.4  # a changed run narrower than this share of a facing is noise
     appearance_temperature: float = 0.06  # softmax temperature of appearance similarities
     max_interaction_s: float = 60.0  # an interaction longer than this is dropped and the slot re-learned
@@ -130,8 +131,9 @@ class ShelfConfig:
         for name in ("change_threshold", "column_fraction", "min_facing_fraction", "idle_rate", "box_margin"):
             _in_range(self, name, 0.0, 1.0, low_open=name != "box_margin")
         _in_range(self, "reach", 0.0, 2.0)
-        for name in ("withdraw_s", "max_interaction_s", "track_ttl_s", "relearn_s", "appearance_temperature"):
-            _in_range(self, name, 0.0, 3600.0, low_open=name != "withdraw_s")
+        for name in ("withdraw_s", "release_s", "max_interaction_s", "track_ttl_s", "relearn_s",
+                     "appearance_temperature"):
+            _in_range(self, name, 0.0, 3600.0, low_open=name not in ("withdraw_s", "release_s"))
         _in_range(self, "label_upscale", 1.0, 8.0)
 
 
@@ -467,12 +469,13 @@ class _Slot:
     label_warp: _Warp | None
     bbox: tuple[float, float, float, float]
     label_bbox: tuple[float, float, float, float] | None
-    ref: np.ndarray | None = None  # float32 patch, blurred: the settled look
+    span: tuple[int, int] = (0, 0)  # its columns in the monitor's strip of all slot patches
+    known: bool = False  # its settled look has been seen (free of people) at least once
+    ref: np.ndarray = field(default_factory=lambda: np.zeros((1, 1, 3), np.float32))  # view into the strip
     ref_full: np.ndarray | None = None  # uint8 native-size patch of the settled look, for appearance
     back: np.ndarray | None = None  # W x 3 colour of the empty back
     facings: list[_Facing] = field(default_factory=list)
     facing_width: float = 0.0
-    prev: np.ndarray | None = None
     inter: _Interaction | None = None
     hand_run: int = 0
     disturb_run: int = 0
@@ -516,11 +519,22 @@ class ShelfMonitor:
             catalog, self.config.appearance_temperature)
         self._slots = [self._make_slot(s) for s in slots]
         self._maps, self._offsets = self._patch_maps()
+        width = self._offsets[-1]
+        # The settled looks of all slots side by side, in the light of the first frame: one array, so a
+        # frame is compared with all of them in a few calls. Each slot's `ref` is a view of its columns.
+        self._ref = np.zeros((self.config.patch_height, max(width, 1), 3), np.float32)
+        self._known = np.zeros(max(width, 1), bool)
+        self._level = np.full(max(width, 1), 16.0, np.float32)  # brightness of the empty back per column
+        self._prev: np.ndarray | None = None
+        for slot, a, b in zip(self._slots, self._offsets[:-1], self._offsets[1:], strict=True):
+            slot.span = (a, b)
+            slot.ref = self._ref[:, a:b]
         self._read_label = read_label
         self._tracks: dict[int, _TrackMemory] = {}
         self._chroma: np.ndarray | None = None
         self._t: float | None = None
         self._gain = 1.0
+        self._frames = 0
 
     def _make_slot(self, spec: SlotSpec) -> _Slot:
         quad = _order_quad(spec.polygon)
@@ -543,12 +557,12 @@ class ShelfMonitor:
             return (np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32)), offsets
         return cv2.convertMaps(np.hstack(xs), np.hstack(ys), cv2.CV_16SC2), offsets
 
-    def _patches(self, image: np.ndarray) -> list[np.ndarray]:
+    def _strip(self, image: np.ndarray) -> np.ndarray:
+        """All slot patches of a frame side by side (uint8, lightly blurred against sensor noise)."""
         if not self._slots:
-            return []
+            return np.zeros(self._ref.shape, np.uint8)
         strip = cv2.remap(image, self._maps[0], self._maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        strip = cv2.blur(strip, (3, 3)).astype(np.float32)
-        return [strip[:, a:b] for a, b in zip(self._offsets[:-1], self._offsets[1:], strict=True)]
+        return cv2.blur(strip, (3, 3))
 
     # ------------------------------------------------------------ public views
 
@@ -558,7 +572,7 @@ class ShelfMonitor:
         for s in self._slots:
             gtins = tuple(f.gtin or self._initial_gtin(s) for f in s.facings)
             ok = None if s.label is None else s.label == s.spec.gtin
-            out[s.spec.id] = SlotState(s.spec.id, s.ref is not None, gtins, s.label, ok)
+            out[s.spec.id] = SlotState(s.spec.id, s.known, gtins, s.label, ok)
         return out
 
     # ------------------------------------------------------------ the verb
@@ -572,15 +586,19 @@ class ShelfMonitor:
         if not math.isfinite(t) or (self._t is not None and t <= self._t):
             raise ValueError(f"ShelfMonitor.step: t must be finite and increasing, got {t!r} after {self._t!r}")
         self._t = t
+        self._frames += 1
         persons, hands = self._people(tracks, t)
-        patches = self._patches(image)
-        self._learn_new_slots(image, patches, persons)
-        self._gain = self._global_gain(patches)
+        strip8 = self._strip(image)
+        strip = strip8.astype(np.float32)
+        self._learn_new_slots(image, strip, persons)
+        self._gain = self._global_gain(strip)
+        changed, moving = self._column_changes(strip8)
         events: list[ShelfEvent] = []
-        for slot, patch in zip(self._slots, patches, strict=True):
-            if slot.ref is not None:
-                events += self._watch(slot, image, patch, t, persons, hands)
-            slot.prev = patch
+        for slot in self._slots:
+            if slot.known:
+                a, b = slot.span
+                events += self._watch(slot, image, strip[:, a:b], changed[a:b], moving[a:b], t, persons, hands)
+        self._prev = strip8
         self._read_labels(image, persons)
         self._prune(t)
         return sorted(events, key=lambda e: (e.t, e.slot))
@@ -625,13 +643,16 @@ class ShelfMonitor:
             cov[max(0, a):max(0, min(w, b))] = True
         return cov
 
-    def _learn_new_slots(self, image: np.ndarray, patches: list[np.ndarray], persons: list) -> None:
+    def _learn_new_slots(self, image: np.ndarray, strip: np.ndarray, persons: list) -> None:
         """A slot's first reference is its first look free of people; the back colour comes from all."""
         fresh = []
-        for slot, patch in zip(self._slots, patches, strict=True):
-            if slot.ref is None and not self._covered_cols(slot, persons).any():
-                slot.ref = patch / self._gain
+        for slot in self._slots:
+            if not slot.known and not self._covered_cols(slot, persons).any():
+                a, b = slot.span
+                slot.ref[...] = strip[:, a:b] / self._gain
                 slot.ref_full = _apply(image, slot.full)
+                slot.known = True
+                self._known[a:b] = True
                 fresh.append(slot)
         if not fresh:
             return
@@ -642,6 +663,7 @@ class ShelfMonitor:
             assert slot.ref_full is not None
             clean = self._clean(slot, slot.ref_full)
             slot.back = _back_profile(clean, self._chroma)
+            self._level[slot.span[0]:slot.span[1]] = max(float(slot.back.mean()), 16.0)
             layout = count_facings(_filled(clean, slot.back), self.matcher.aspect(self._initial_gtin(slot)) or 1.0)
             slot.facings = [_Facing(None, a, b) for a, b in layout.facings]
             slot.facing_width = layout.facing_width
@@ -651,34 +673,38 @@ class ShelfMonitor:
         """A native-size slot patch brought to the watched patch's size by area averaging: for counting."""
         return cv2.resize(full, slot.warp.size, interpolation=cv2.INTER_AREA).astype(np.float32)
 
-    def _global_gain(self, patches: list[np.ndarray]) -> float:
+    def _global_gain(self, strip: np.ndarray) -> float:
         """The light level now against the references, over all slots (robust to a few occluded ones)."""
-        gains = []
-        for slot, patch in zip(self._slots, patches, strict=True):
-            if slot.ref is not None:
-                gains.append(float(np.median(_lum(patch[::3, ::3]) / np.maximum(_lum(slot.ref[::3, ::3]), 8.0))))
-        return float(np.median(gains)) if gains else 1.0
+        cols = self._known[::3]
+        if not cols.any():
+            return 1.0
+        ratio = _lum(strip[::3, ::3][:, cols]) / np.maximum(_lum(self._ref[::3, ::3][:, cols]), 8.0)
+        return float(np.median(ratio))
 
     # ------------------------------------------------------------ watching one slot
 
-    def _diff(self, slot: _Slot, patch: np.ndarray, other: np.ndarray, gain: float) -> np.ndarray:
-        """Per pixel: outside the range of `other`'s 3x3 neighbourhood (scaled by the light level) by more
-        than the threshold. The neighbourhood absorbs a camera that sways by a pixel: a product's edge
-        moving by one pixel is not a change."""
-        assert slot.back is not None
-        level = max(float(slot.back.mean()), 16.0) * gain
-        kernel = np.ones((3, 3), np.uint8)
-        lo, hi = cv2.erode(other, kernel) * gain, cv2.dilate(other, kernel) * gain
-        return _cmax(np.maximum(lo - patch, patch - hi)) > self.config.change_threshold * level
+    def _column_changes(self, strip8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per strip column: changed from the settled look, and moving since the last frame."""
+        ref8 = cv2.convertScaleAbs(self._ref, alpha=self._gain)  # the settled looks in today's light
+        threshold = (self.config.change_threshold * self._gain) * self._level
+        changed = self._differs(strip8, ref8, threshold) & self._known
+        moving = self._differs(strip8, self._prev, threshold) if self._prev is not None else np.zeros_like(changed)
+        return changed, moving
 
-    def _watch(self, slot: _Slot, image: np.ndarray, patch: np.ndarray, t: float, persons: list,
-               hands: list) -> list[ShelfEvent]:
+    def _differs(self, strip8: np.ndarray, other8: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+        """Columns where enough pixels lie outside the range of `other8`'s 3x3 neighbourhood by more than the
+        column's threshold. The neighbourhood absorbs a camera that sways by a pixel: a product's edge
+        moving by one pixel is not a change. All in uint8 OpenCV calls: this runs on every frame."""
+        kernel = np.ones((3, 3), np.uint8)
+        lo, hi = cv2.erode(other8, kernel), cv2.dilate(other8, kernel)
+        d = cv2.max(cv2.subtract(lo, strip8), cv2.subtract(strip8, hi))
+        b, g, r = cv2.split(d)
+        out = cv2.max(cv2.max(b, g), r) > threshold[None, :]
+        return np.count_nonzero(out, axis=0) > self.config.column_fraction * out.shape[0]
+
+    def _watch(self, slot: _Slot, image: np.ndarray, patch: np.ndarray, changed: np.ndarray, moving: np.ndarray,
+               t: float, persons: list, hands: list) -> list[ShelfEvent]:
         cfg = self.config
-        assert slot.ref is not None
-        changed_px = self._diff(slot, patch, slot.ref, self._gain)
-        changed = changed_px.mean(0) > cfg.column_fraction
-        moving = (self._diff(slot, patch, slot.prev, 1.0).mean(0) > cfg.column_fraction if slot.prev is not None
-                  else np.zeros_like(changed))
         covered = self._covered_cols(slot, persons)
         near = [p for p in persons if _box_overlap(p[2], slot.bbox)]
         hand_in = [h for h in hands if _box_overlap(h[1], slot.bbox)]
@@ -698,7 +724,7 @@ class ShelfMonitor:
                                                  interpolation=cv2.INTER_AREA).astype(np.uint8),
                                    tuple((p[0], p[3]) for p in near), tuple(hand_in)))
         # Behind a box is not always behind a body: a column showing bare shelf back is in view.
-        bare = _filled(patch, slot.back).mean(0) < 0.15
+        bare = _filled(patch[::2], slot.back).mean(0) < 0.15
         hidden = covered & ~bare
         still = changed & ~hidden & ~moving
         inter.stable = np.where(still, inter.stable + 1, 0)
@@ -740,11 +766,12 @@ class ShelfMonitor:
     def _idle(self, slot: _Slot, image: np.ndarray, patch: np.ndarray, changed: np.ndarray, t: float,
               near: list) -> None:
         """No interaction: follow slow light changes; adopt a lasting change that nobody made (no event)."""
-        assert slot.ref is not None
         if not changed.any():
             slot.lonely_since = None
-            a = self.config.idle_rate
-            slot.ref = (1 - a) * slot.ref + a * patch / self._gain
+            if self._frames % 4 == 0:  # slow light changes need no update every frame
+                a = min(1.0, 4 * self.config.idle_rate)
+                slot.ref *= 1 - a
+                slot.ref += (a / self._gain) * patch
             return
         if near:
             return
@@ -757,7 +784,7 @@ class ShelfMonitor:
     def _adopt(self, slot: _Slot, image: np.ndarray, patch: np.ndarray) -> None:
         """Make the current look the slot's reference and re-align the remembered facings with it."""
         assert slot.back is not None
-        slot.ref = patch / self._gain
+        slot.ref[...] = patch / self._gain
         slot.ref_full = _apply(image, slot.full)
         slot.clear_run = 0
         filled = _filled(self._clean(slot, slot.ref_full), slot.back)
@@ -785,7 +812,7 @@ class ShelfMonitor:
                t: float, partial: bool = False) -> list[ShelfEvent]:
         """Compare the slot before (its reference) and now in each changed region: facings that are gone
         were picked, facings that appeared were put. The region's reference then takes the new look."""
-        assert slot.ref is not None and slot.ref_full is not None and slot.back is not None
+        assert slot.ref_full is not None and slot.back is not None
         fw = slot.facing_width or slot.warp.size[0] / 4
         full = _apply(image, slot.full)
         before = _filled(self._clean(slot, slot.ref_full), slot.back)
@@ -922,9 +949,9 @@ class ShelfMonitor:
     def _who_and_when(self, slot: _Slot, a: int, b: int, patch: np.ndarray, action: Action
                       ) -> tuple[float, int, float]:
         """When the product moved, and whose reach did it, from the interaction's frames."""
-        assert slot.inter is not None and slot.ref is not None
+        assert slot.inter is not None
         frames = list(slot.inter.frames)
-        when = self._when(slot, frames, a, b, patch, action)
+        when = self._when(slot, frames, a, b, patch) + (self.config.release_s if action == "put" else 0.0)
         lo, hi = self._image_x(slot, a), self._image_x(slot, b)
         region = (lo, slot.bbox[1], hi, slot.bbox[3])
         votes: dict[int, float] = {}
@@ -948,11 +975,12 @@ class ShelfMonitor:
         p = cv2.perspectiveTransform(np.float32([[[col, h / 2]]]), slot.warp.inverse)
         return float(p[0, 0, 0])
 
-    def _when(self, slot: _Slot, frames: list[_Frame], a: int, b: int, patch: np.ndarray, action: Action) -> float:
-        """The moment the product moved, from the pixels where before and after differ: a pick is when the
-        taken facing was last seen in place (the hand covers only part of it until it moves), a put when
-        the new one is first seen. A region hidden for long falls back to shortly before it settled."""
-        assert slot.ref is not None and slot.back is not None
+    def _when(self, slot: _Slot, frames: list[_Frame], a: int, b: int, patch: np.ndarray) -> float:
+        """The moment the look of columns [a, b) changed, from the pixels where before and after differ:
+        between the last frame that still showed the old look and the first that showed the new one
+        (a hand covers only part of a facing until it moves). A region hidden for long falls back to a
+        withdrawal before the new look showed."""
+        assert slot.back is not None
         if not frames:
             return self._t or 0.0
         h, w = frames[0].patch.shape[:2]
@@ -967,20 +995,22 @@ class ShelfMonitor:
         like_now = (_cmax(np.abs(stack - now)) < level)[:, informative].mean(1)
         like_ref = (_cmax(np.abs(stack - ref)) < level)[:, informative].mean(1)
         times = np.array([f.t for f in frames])
-        strong = np.flatnonzero(like_ref >= 0.5)
-        start = int(strong[-1]) if len(strong) else -1
-        settled = [i for i in range(start + 1, len(frames) - 2) if (like_now[i:i + 3] >= 0.5).all()]
-        first_now = settled[0] if settled else len(frames) - 1
-        # Until the product moves, a hand hides only part of the old look; a trace of it stays in view.
-        trace = np.flatnonzero(like_ref[start + 1:first_now] >= 0.1)
-        last = start + 1 + int(trace[-1]) if len(trace) else start
-        # The new look shows, at least in part, as soon as the hand moves away, unless a body hides it.
-        glimpse = np.flatnonzero(like_now[last + 1:] >= 0.15)
-        onset = last + 1 + int(glimpse[0]) if len(glimpse) else first_now
-        if last >= 0 and times[onset] - times[last] <= 1.0:
-            return float(times[last])
-        hidden = float(times[onset]) - self.config.withdraw_s  # seen only late: it moved a withdrawal earlier
-        return max(hidden, float(times[last])) if last >= 0 else hidden
+        # A change point: before it the region shows the old look where it shows anything, after it the new
+        # one. Frames where something hides it (a passer-by, the hand, a held product that looks like the
+        # old facing) speak for neither and are left out by the dead zone.
+        d = like_ref - like_now
+        d[np.abs(d) < 0.1] = 0.0
+        prefix = np.cumsum(d)
+        if prefix.max() <= 0:  # the old look was never seen: only when the new one appeared
+            k2 = int(np.argmax(d < 0)) if (d < 0).any() else len(frames) - 1
+            return float(times[k2]) - self.config.withdraw_s
+        k1 = int(np.argmax(prefix))
+        later = np.flatnonzero(d[k1 + 1:] < 0)
+        k2 = k1 + 1 + int(later[0]) if len(later) else len(frames) - 1
+        t1, t2 = float(times[k1]), float(times[k2])
+        if t2 - t1 <= 1.0:
+            return (t1 + t2) / 2
+        return max(t1, t2 - self.config.withdraw_s)  # long hidden: it moved a withdrawal before it showed
 
     # ------------------------------------------------------------ labels
 
