@@ -284,17 +284,25 @@ def _back_profile(patch: np.ndarray, chroma: np.ndarray) -> np.ndarray:
 
 
 def _filled(patch: np.ndarray, back: np.ndarray, threshold: float = 0.12) -> np.ndarray:
-    """Pixels that are not shelf back (H x W bool). The back's brightness is matched to the patch first
-    (the light may have changed since it was learned); columns of a product are closed vertically, so a
-    light product on a light back still reads as one block."""
+    """Pixels that are not shelf back (H x W bool).
+
+    The back's brightness is first matched to the patch (the light may have changed since it was
+    learned): the gain is the median ratio over pixels that are a scaled copy of the back, judged on
+    channels that are not clipped at white (a bright back saturates when the light goes up). Columns
+    of a product are closed vertically, so a light product on a light back still reads as one block.
+    """
     p = patch.astype(np.float32)
-    bl = np.maximum(_lum(back), 8.0)
-    c = np.abs(_chroma(p) - _chroma(back)[None])
-    like = np.maximum(c[..., 0], c[..., 1]) < 0.025
-    ratio = _lum(p) / bl[None]
-    like &= (ratio > 0.6) & (ratio < 1.6)
-    gain = float(np.median(ratio[like])) if like.sum() > 20 else 1.0
-    dist = _cmax(np.abs(p - gain * back[None])) / (gain * bl[None])
+    b = np.maximum(back, 1.0)[None]
+    ratio = p / b
+    valid = p < 250
+    some = valid.any(-1)
+    lo = np.where(some, np.where(valid, ratio, np.inf).min(-1), 0.0)
+    hi = np.where(some, np.where(valid, ratio, -np.inf).max(-1), 0.0)
+    mid = (lo + hi) / 2
+    scaled = some & (hi - lo < 0.08 * mid) & (mid > 0.6) & (mid < 1.6)
+    gain = float(np.median(mid[scaled])) if scaled.sum() > 20 else 1.0
+    expected = np.minimum(gain * back, 255.0)[None]
+    dist = _cmax(np.abs(p - expected)) / (gain * np.maximum(_lum(back), 8.0))[None]
     k = max(3, patch.shape[0] // 7)
     return cv2.morphologyEx((dist > threshold).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((k, 1), np.uint8)) > 0
 
@@ -449,7 +457,7 @@ class _Frame:
     """What an interaction remembers of one frame: a small copy of the patch and who was near."""
 
     t: float
-    patch: np.ndarray  # uint8, quarter size
+    patch: np.ndarray  # uint8, quarter size, divided by the light level of its frame
     persons: tuple[tuple[int, tuple[float, float, float, float]], ...]  # (track, box)
     hands: tuple[tuple[int, tuple[float, float, float, float]], ...]  # (owner, box)
 
@@ -720,8 +728,9 @@ class ShelfMonitor:
                 self._idle(slot, image, patch, changed, t, near)
                 return []
         inter = slot.inter
-        inter.frames.append(_Frame(t, cv2.resize(patch, (max(2, patch.shape[1] // 4), max(2, patch.shape[0] // 4)),
-                                                 interpolation=cv2.INTER_AREA).astype(np.uint8),
+        small = cv2.resize(patch, (max(2, patch.shape[1] // 4), max(2, patch.shape[0] // 4)),
+                           interpolation=cv2.INTER_AREA)
+        inter.frames.append(_Frame(t, cv2.convertScaleAbs(small, alpha=1.0 / self._gain),  # in the reference's light
                                    tuple((p[0], p[3]) for p in near), tuple(hand_in)))
         # Behind a box is not always behind a body: a column showing bare shelf back is in view.
         bare = _filled(patch[::2], slot.back).mean(0) < 0.15
@@ -985,9 +994,9 @@ class ShelfMonitor:
             return self._t or 0.0
         h, w = frames[0].patch.shape[:2]
         qa, qb = a // 4, max(a // 4 + 1, (b + 3) // 4)
-        now = cv2.resize(patch, (w, h), interpolation=cv2.INTER_AREA)[:, qa:qb]
-        ref = cv2.resize(slot.ref * self._gain, (w, h), interpolation=cv2.INTER_AREA)[:, qa:qb]
-        level = max(float(slot.back.mean()), 16.0) * self.config.change_threshold * self._gain
+        now = cv2.resize(patch / self._gain, (w, h), interpolation=cv2.INTER_AREA)[:, qa:qb]
+        ref = cv2.resize(slot.ref, (w, h), interpolation=cv2.INTER_AREA)[:, qa:qb]
+        level = max(float(slot.back.mean()), 16.0) * self.config.change_threshold
         informative = _cmax(np.abs(now - ref)) > 2 * level  # where before and after differ
         if informative.sum() < 3:
             return frames[-1].t
