@@ -467,6 +467,8 @@ class _Interaction:
     t_start: float
     frames: deque[_Frame]
     stable: np.ndarray  # per column: frames it has been changed, clear of people and still
+    changed: np.ndarray | None = None  # per column, at the last frame
+    hidden: np.ndarray | None = None
 
 
 @dataclass
@@ -543,6 +545,7 @@ class ShelfMonitor:
         self._t: float | None = None
         self._gain = 1.0
         self._frames = 0
+        self._last: tuple[np.ndarray, np.ndarray] | None = None
 
     def _make_slot(self, spec: SlotSpec) -> _Slot:
         quad = _order_quad(spec.polygon)
@@ -583,6 +586,14 @@ class ShelfMonitor:
             out[s.spec.id] = SlotState(s.spec.id, s.known, gtins, s.label, ok)
         return out
 
+    @property
+    def memory(self) -> dict[str, int]:
+        """What the monitor holds between frames, for checks that it stays bounded: per-track states,
+        open interactions, and the frames they keep."""
+        open_ = [s.inter for s in self._slots if s.inter is not None]
+        return {"tracks": len(self._tracks), "interactions": len(open_),
+                "frames": sum(len(i.frames) for i in open_)}
+
     # ------------------------------------------------------------ the verb
 
     def step(self, image: np.ndarray, t: float, tracks: Tracks) -> list[ShelfEvent]:
@@ -607,8 +618,27 @@ class ShelfMonitor:
                 a, b = slot.span
                 events += self._watch(slot, image, strip[:, a:b], changed[a:b], moving[a:b], t, persons, hands)
         self._prev = strip8
+        self._last = (image, strip)
         self._read_labels(image, persons)
         self._prune(t)
+        return sorted(events, key=lambda e: (e.t, e.slot))
+
+    def flush(self, t: float) -> list[ShelfEvent]:
+        """The stream ended at `t`: settle every open interaction with what its last frame shows (a change
+        still hidden behind someone is never seen and gives no event). The monitor can go on after."""
+        if self._last is None:
+            return []
+        image, strip = self._last
+        events: list[ShelfEvent] = []
+        for slot in self._slots:
+            inter = slot.inter
+            if inter is None or inter.changed is None or inter.hidden is None:
+                slot.inter = None
+                continue
+            a, b = slot.span
+            events += self._judge(slot, image, strip[:, a:b], inter.changed, inter.changed & ~inter.hidden,
+                                  t, partial=True)
+            slot.inter = None
         return sorted(events, key=lambda e: (e.t, e.slot))
 
     # ------------------------------------------------------------ tracks
@@ -669,6 +699,8 @@ class ShelfMonitor:
             self._chroma = _back_chroma([self._clean(s, s.ref_full) for s in known])
         for slot in fresh:
             assert slot.ref_full is not None
+            if self._wants_label(slot, persons):  # what the label says decides how wide a facing is
+                self._read_one_label(slot, image)
             clean = self._clean(slot, slot.ref_full)
             slot.back = _back_profile(clean, self._chroma)
             self._level[slot.span[0]:slot.span[1]] = max(float(slot.back.mean()), 16.0)
@@ -737,6 +769,7 @@ class ShelfMonitor:
         hidden = covered & ~bare
         still = changed & ~hidden & ~moving
         inter.stable = np.where(still, inter.stable + 1, 0)
+        inter.changed, inter.hidden = changed, hidden
         free = not covered.any() and not hand_in and not moving.any()
         slot.clear_run = slot.clear_run + 1 if free else 0
         if t - inter.t_start > cfg.max_interaction_s:
@@ -1024,19 +1057,29 @@ class ShelfMonitor:
     # ------------------------------------------------------------ labels
 
     def _read_labels(self, image: np.ndarray, persons: list) -> None:
-        if self._read_label is None:
-            return
+        """Read one unread shelf-edge label a frame (reading costs milliseconds), where no one stands."""
         for slot in self._slots:
-            if slot.label is not None or slot.label_warp is None or slot.label_tries >= self.config.label_attempts:
-                continue
-            if any(_box_overlap(p[1], slot.label_bbox) for p in persons):
-                continue
-            slot.label_tries += 1
-            crop = _apply(image, slot.label_warp)
-            s = self.config.label_upscale
-            if s != 1.0:
-                crop = cv2.resize(crop, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
-            texts = [x for x in self._read_label(crop) if is_valid_gtin13(x)]
-            if texts:
-                slot.label = texts[0]
-            return  # one label a frame: reading costs milliseconds
+            if self._wants_label(slot, persons):
+                self._read_one_label(slot, image)
+                return
+
+    def _wants_label(self, slot: _Slot, persons: list) -> bool:
+        return (self._read_label is not None and slot.label is None and slot.label_warp is not None
+                and slot.label_tries < self.config.label_attempts
+                and not any(_box_overlap(p[1], slot.label_bbox) for p in persons))
+
+    def _read_one_label(self, slot: _Slot, image: np.ndarray) -> None:
+        assert self._read_label is not None and slot.label_warp is not None
+        slot.label_tries += 1
+        crop = _apply(image, slot.label_warp)
+        s = self.config.label_upscale
+        if s != 1.0:
+            crop = cv2.resize(crop, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
+        texts = [x for x in self._read_label(crop) if is_valid_gtin13(x)]
+        if not texts:
+            return
+        slot.label = texts[0]
+        if slot.known and slot.label != slot.spec.gtin and slot.ref_full is not None and slot.back is not None:
+            # The label names another product than the planogram: count the facings as that product's.
+            self._realign(slot, count_facings(_filled(self._clean(slot, slot.ref_full), slot.back),
+                                              self.matcher.aspect(self._initial_gtin(slot)) or 1.0))
