@@ -109,6 +109,9 @@ class ShelfConfig:
     release_s: float = 0.4  # a put counts when the hand lets go, a moment after the product shows in place
     min_facing_fraction: float = 0.4  # a changed run narrower than this share of a facing is noise
     appearance_temperature: float = 0.06  # softmax temperature of appearance similarities
+    # A put judged while someone still stands at the shelf must look like some catalog product (-1..1):
+    # a sleeve resting in a slot outside a person box is not a put. Once the slot is clear, any is.
+    min_put_similarity: float = 0.7
     max_interaction_s: float = 60.0  # an interaction longer than this is dropped and the slot re-learned
     track_ttl_s: float = 3.0  # per-track state is forgotten this long after the track was last seen
     relearn_s: float = 3.0  # a change with nobody near for this long is adopted as the new normal, no event
@@ -131,6 +134,7 @@ class ShelfConfig:
         for name in ("change_threshold", "column_fraction", "min_facing_fraction", "idle_rate", "box_margin"):
             _in_range(self, name, 0.0, 1.0, low_open=name != "box_margin")
         _in_range(self, "reach", 0.0, 2.0)
+        _in_range(self, "min_put_similarity", -1.0, 1.0)
         for name in ("withdraw_s", "release_s", "max_interaction_s", "track_ttl_s", "relearn_s",
                      "appearance_temperature"):
             _in_range(self, name, 0.0, 3600.0, low_open=name not in ("withdraw_s", "release_s"))
@@ -237,6 +241,10 @@ def _cmax(x: np.ndarray) -> np.ndarray:
     return np.maximum(np.maximum(x[..., 0], x[..., 1]), x[..., 2])
 
 
+def _cmin(x: np.ndarray) -> np.ndarray:
+    return np.minimum(np.minimum(x[..., 0], x[..., 1]), x[..., 2])
+
+
 def _lum(x: np.ndarray) -> np.ndarray:
     return (x[..., 0] + x[..., 1] + x[..., 2]) * np.float32(1 / 3)
 
@@ -295,15 +303,15 @@ def _filled(patch: np.ndarray, back: np.ndarray, threshold: float = 0.12) -> np.
     b = np.maximum(back, 1.0)[None]
     ratio = p / b
     valid = p < 250
-    some = valid.any(-1)
-    lo = np.where(some, np.where(valid, ratio, np.inf).min(-1), 0.0)
-    hi = np.where(some, np.where(valid, ratio, -np.inf).max(-1), 0.0)
+    some = valid[..., 0] | valid[..., 1] | valid[..., 2]
+    lo = np.where(some, _cmin(np.where(valid, ratio, np.inf)), 0.0)
+    hi = np.where(some, _cmax(np.where(valid, ratio, -np.inf)), 0.0)
     mid = (lo + hi) / 2
     scaled = some & (hi - lo < 0.08 * mid) & (mid > 0.6) & (mid < 1.6)
     gain = float(np.median(mid[scaled])) if scaled.sum() > 20 else 1.0
     expected = np.minimum(gain * back, 255.0)[None]
     dist = _cmax(np.abs(p - expected)) / (gain * np.maximum(_lum(back), 8.0))[None]
-    k = max(3, patch.shape[0] // 7)
+    k = max(3, patch.shape[0] // 16)
     return cv2.morphologyEx((dist > threshold).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((k, 1), np.uint8)) > 0
 
 
@@ -430,13 +438,16 @@ class ProductMatcher:
 
 def _fuse(priors: Mapping[str, float], appearance: Mapping[str, float], catalog: Sequence[str]) -> dict[str, float]:
     """Posterior over products: priors (from the slot's memory, label, planogram, the shopper's basket)
-    times the appearance likelihood, each floored so that no single source can veto."""
+    times the appearance likelihood, each floored so that no single source can veto. The floors are
+    set so that a confident appearance overrules a prior that names another product (a planogram that
+    is wrong, a product put where nobody saw it), and an unsure one does not."""
     keys = set(catalog) | set(priors)
     if not keys:
         return {}
     total = sum(priors.values())
-    prior = {g: 0.1 / len(keys) + 0.9 * (priors.get(g, 0.0) / total if total > 0 else 1 / len(keys)) for g in keys}
-    post = {g: prior[g] * (0.02 + appearance.get(g, 0.0 if appearance else 1.0)) for g in keys}
+    prior = {g: 0.05 / len(keys) + 0.95 * (priors.get(g, 0.0) / total if total > 0 else 1 / len(keys))
+             for g in keys}
+    post = {g: prior[g] * (0.002 + appearance.get(g, 0.0 if appearance else 1.0)) for g in keys}
     z = sum(post.values())
     return {g: p / z for g, p in post.items()}
 
@@ -446,7 +457,7 @@ def _fuse(priors: Mapping[str, float], appearance: Mapping[str, float], catalog:
 
 @dataclass
 class _Facing:
-    gtin: str | None  # None: as the planogram and label say (resolved when it is taken)
+    gtin: str  # what it is believed to be: as stocked when first seen, or as put there
     x0: float  # patch columns
     x1: float
     confidence: float = 1.0
@@ -486,6 +497,8 @@ class _Slot:
     back: np.ndarray | None = None  # W x 3 colour of the empty back
     facings: list[_Facing] = field(default_factory=list)
     facing_width: float = 0.0
+    stocked: str = ""  # the product the slot's facings looked like when first seen
+    changes: int = 0  # picks and puts judged here
     inter: _Interaction | None = None
     hand_run: int = 0
     disturb_run: int = 0
@@ -581,7 +594,7 @@ class ShelfMonitor:
         """The current belief about every slot, by slot id."""
         out = {}
         for s in self._slots:
-            gtins = tuple(f.gtin or self._initial_gtin(s) for f in s.facings)
+            gtins = tuple(f.gtin for f in s.facings)
             ok = None if s.label is None else s.label == s.spec.gtin
             out[s.spec.id] = SlotState(s.spec.id, s.known, gtins, s.label, ok)
         return out
@@ -701,12 +714,43 @@ class ShelfMonitor:
             assert slot.ref_full is not None
             if self._wants_label(slot, persons):  # what the label says decides how wide a facing is
                 self._read_one_label(slot, image)
-            clean = self._clean(slot, slot.ref_full)
-            slot.back = _back_profile(clean, self._chroma)
+            slot.back = _back_profile(self._clean(slot, slot.ref_full), self._chroma)
             self._level[slot.span[0]:slot.span[1]] = max(float(slot.back.mean()), 16.0)
-            layout = count_facings(_filled(clean, slot.back), self.matcher.aspect(self._initial_gtin(slot)) or 1.0)
-            slot.facings = [_Facing(None, a, b) for a, b in layout.facings]
-            slot.facing_width = layout.facing_width
+            self._stock(slot)
+
+    def _stock(self, slot: _Slot) -> None:
+        """What a slot holds when first seen: its facings, counted as the product they look like. The
+        planogram and the shelf-edge label are priors; the facings' own appearance decides when it is
+        sure (a planogram can be wrong). A facing's width depends on the product, so each candidate
+        product is tried with the layout its shape gives, and judged on the first facing of it."""
+        assert slot.ref_full is not None and slot.back is not None
+        filled = _filled(self._clean(slot, slot.ref_full), slot.back)
+        runs = _runs(filled.mean(0) > 0.3)
+        priors = self._slot_priors(slot)
+        candidates = set(priors)
+        if runs:  # ask the catalog what the first facing may be, cut by its run and by the plan's shape
+            x0, x1 = runs[0]
+            height = _product_height(filled, filled.mean(0) > 0.3)
+            for width in {x1 - x0, height * (self.matcher.aspect(slot.spec.gtin) or 1.0)}:
+                crop = self._crop(slot, slot.ref_full, filled, x0, x0 + max(width, 3.0))
+                sims = self.matcher.similarities(crop) if crop is not None else {}
+                candidates |= set(sorted(sims, key=sims.__getitem__)[-3:])
+        best: tuple[float, str, Layout] | None = None
+        for gtin in sorted(candidates):
+            layout = count_facings(filled, self.matcher.aspect(gtin) or 1.0)
+            if runs and not layout.facings:
+                continue  # something stands there, but not in this product's shape
+            crop = self._crop(slot, slot.ref_full, filled, *layout.facings[0]) if layout.facings else None
+            probs = self.matcher.probabilities(crop) if crop is not None else {}
+            score = _fuse(priors, probs, self.matcher.gtins).get(gtin, 0.0)
+            if best is None or score > best[0]:
+                best = (score, gtin, layout)
+        if best is None:
+            slot.stocked, slot.facings, slot.facing_width = slot.spec.gtin, [], 0.0
+            return
+        score, slot.stocked, layout = best
+        slot.facings = [_Facing(slot.stocked, a, b, score) for a, b in layout.facings]
+        slot.facing_width = layout.facing_width
 
     @staticmethod
     def _clean(slot: _Slot, full: np.ndarray) -> np.ndarray:
@@ -715,10 +759,10 @@ class ShelfMonitor:
 
     def _global_gain(self, strip: np.ndarray) -> float:
         """The light level now against the references, over all slots (robust to a few occluded ones)."""
-        cols = self._known[::3]
+        cols = self._known[::4]
         if not cols.any():
             return 1.0
-        ratio = _lum(strip[::3, ::3][:, cols]) / np.maximum(_lum(self._ref[::3, ::3][:, cols]), 8.0)
+        ratio = _lum(strip[::4, ::4][:, cols]) / np.maximum(_lum(self._ref[::4, ::4][:, cols]), 8.0)
         return float(np.median(ratio))
 
     # ------------------------------------------------------------ watching one slot
@@ -830,20 +874,21 @@ class ShelfMonitor:
         slot.ref_full = _apply(image, slot.full)
         slot.clear_run = 0
         filled = _filled(self._clean(slot, slot.ref_full), slot.back)
-        aspect = self.matcher.aspect(self._initial_gtin(slot)) or 1.0
-        layout = count_facings(filled, aspect)
+        layout = count_facings(filled, self.matcher.aspect(self._majority(slot)) or 1.0)
         if layout.count != len(slot.facings):
             self._realign(slot, layout)
 
-    @staticmethod
-    def _realign(slot: _Slot, layout: Layout) -> None:
-        """Keep each remembered facing's identity where a counted facing overlaps it."""
-        old = slot.facings
+    def _realign(self, slot: _Slot, layout: Layout) -> None:
+        """Keep each remembered facing's identity where a counted facing overlaps it; a facing nobody saw
+        arrive is taken for what most of the slot holds."""
+        old, usual = slot.facings, self._majority(slot)
         new = []
         for a, b in layout.facings:
             best = max(old, key=lambda f: min(b, f.x1) - max(a, f.x0), default=None)
-            keep = best is not None and min(b, best.x1) - max(a, best.x0) > 0.3 * (b - a)
-            new.append(_Facing(best.gtin if keep and best else None, a, b, best.confidence if keep and best else 1.0))
+            if best is not None and min(b, best.x1) - max(a, best.x0) > 0.3 * (b - a):
+                new.append(_Facing(best.gtin, a, b, best.confidence))
+            else:
+                new.append(_Facing(usual, a, b, 0.5))
         slot.facings = new
         if layout.facing_width:
             slot.facing_width = layout.facing_width
@@ -866,10 +911,13 @@ class ShelfMonitor:
             news = self._new_runs(slot, after, a, b, [f for f in inside if f not in gone])
             if partial and not gone and not news:
                 continue  # not (yet) a shelf change: an occluder that stood still
+            if partial and any(self._looks_unlike_products(slot, full, after, x0, x1) for x0, x1, _ in news):
+                continue  # an arm or a sleeve resting where a box missed it: wait until the slot is clear
             if gone:
                 events.append(self._pick(slot, gone, before, a, b, patch))
             for x0, x1, n in news:
                 events.append(self._put(slot, full, after, x0, x1, n, a, b, patch))
+            slot.changes += bool(gone or news)
             slot.ref[:, a:b] = patch[:, a:b] / self._gain
             s = slot.full.size[0] / slot.warp.size[0]
             slot.ref_full[:, int(a * s):int(math.ceil(b * s))] = full[:, int(a * s):int(math.ceil(b * s))]
@@ -904,6 +952,11 @@ class ShelfMonitor:
             out.append((x0, x1, n))
         return out
 
+    def _looks_unlike_products(self, slot: _Slot, full: np.ndarray, after: np.ndarray, x0: int, x1: int) -> bool:
+        crop = self._crop(slot, full, after, x0, x1)
+        sims = self.matcher.similarities(crop) if crop is not None else {}
+        return not sims or max(sims.values()) < self.config.min_put_similarity
+
     def _crop(self, slot: _Slot, full: np.ndarray, filled: np.ndarray, x0: float, x1: float) -> np.ndarray | None:
         """The native-size crop of a facing: its columns, and the rows of what stands there."""
         cols = np.zeros(filled.shape[1], bool)
@@ -924,8 +977,8 @@ class ShelfMonitor:
         priors: dict[str, float] = {}
         appearance: dict[str, float] = {}
         for f in gone:
-            for g, p in self._facing_priors(slot, f).items():
-                priors[g] = priors.get(g, 0.0) + p
+            # What the slot remembers of this facing: how it was stocked, or what a put placed there.
+            priors[f.gtin] = priors.get(f.gtin, 0.0) + max(f.confidence, 0.5)
             crop = self._crop(slot, slot.ref_full, before, f.x0, f.x1)
             for g, p in (self.matcher.probabilities(crop) if crop is not None else {}).items():
                 appearance[g] = appearance.get(g, 0.0) + p / len(gone)
@@ -964,12 +1017,14 @@ class ShelfMonitor:
         return ShelfEvent(round(when, 3), slot.spec.id, "put", gtin, qty, track, round(conf, 3), round(track_conf, 3),
                           self._sources(slot, gtin, priors, appearance))
 
-    def _initial_gtin(self, slot: _Slot) -> str:
-        return slot.label if slot.label is not None and slot.label in self.matcher.gtins else slot.spec.gtin
+    @staticmethod
+    def _majority(slot: _Slot) -> str:
+        gtins = [f.gtin for f in slot.facings] or [slot.stocked or slot.spec.gtin]
+        return max(set(gtins), key=gtins.count)
 
-    def _facing_priors(self, slot: _Slot, f: _Facing) -> dict[str, float]:
-        if f.gtin is not None:  # placed by a put we saw: remembered with the put's confidence
-            return {f.gtin: max(f.confidence, 0.5)}
+    @staticmethod
+    def _slot_priors(slot: _Slot) -> dict[str, float]:
+        """What should stand in a slot: the planogram's product, and the label's when it was read."""
         priors = {slot.spec.gtin: 0.6}
         if slot.label is not None:
             priors[slot.label] = priors.get(slot.label, 0.0) + 0.6
@@ -1079,7 +1134,5 @@ class ShelfMonitor:
         if not texts:
             return
         slot.label = texts[0]
-        if slot.known and slot.label != slot.spec.gtin and slot.ref_full is not None and slot.back is not None:
-            # The label names another product than the planogram: count the facings as that product's.
-            self._realign(slot, count_facings(_filled(self._clean(slot, slot.ref_full), slot.back),
-                                              self.matcher.aspect(self._initial_gtin(slot)) or 1.0))
+        if slot.known and slot.changes == 0 and slot.label != slot.stocked and slot.back is not None:
+            self._stock(slot)  # the label names another product: look at the facings again with it in mind
