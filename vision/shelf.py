@@ -1,29 +1,41 @@
 """Shelf interactions: slot occupancy, reaches into slots, product identity -> pick / put.
 
-One stage, one verb: `ShelfMonitor.step(image, t, tracks) -> list[ShelfEvent]`, fed the aisle
-camera's frames in order with the tracker's person and hand tracks.
+One stage, one verb: `ShelfMonitor.step(image, t, tracks) -> list[ShelfEvent]`, fed one shelf
+camera's frames in order with the tracker's person and hand tracks; `flush(t)` when the stream ends.
+Slots and catalog come in as plain data (`SlotSpec`, GTIN -> reference images): `vision` never
+imports the store runtime.
 
 How it decides, and why this way:
-- Each planogram slot is watched as a rectified patch (its polygon warped to a rectangle). The
-  slot's settled appearance (its *reference*) is learned online; a frame is compared with it after
-  dividing out the global light level, so a slow lighting drift is not a change.
-- Seen from behind, a reaching hand is mostly hidden by the shopper's own head and body, so a
-  visible hand is not required: an interaction starts when a hand stays in the slot for
-  `hand_frames` frames, or when the slot looks different from its reference while a person's reach
-  (the box grown by an arm's length) covers it. It ends when the changed part of the slot is clear
-  of every person box and has been still for `settle_frames`; the slot is then compared before and
-  after, column by column.
+- Each planogram slot is watched as a rectified patch (its polygon warped to an upright rectangle;
+  all slots side by side in one strip, so a frame costs a few OpenCV calls). A slot's settled look
+  (its *reference*) is learned online, in the light of the first frame; every frame is divided by
+  the global light level first and compared with a one-pixel tolerance, so a slow lighting drift or
+  a camera that sways by a pixel is not a change.
+- Seen from behind, a reaching hand is mostly hidden by the shopper's head and body, so a visible
+  hand is not required: an interaction starts when a hand stays in the slot for `hand_frames`, or
+  when the slot looks changed for `disturb_frames` while a person's reach (the box grown by an arm's
+  length) covers it. A changed part of the slot is judged once it is in view and still: at the
+  latest when no person box covers the slot any more, earlier where a shopper stands in front of
+  only the rest of it (a column behind a box that shows bare shelf back is in view too).
+- Judging compares the slot before (reference) and after, region by region: facings that are gone
+  were picked, new ones were put; how many comes from the facing layout. The time is a change point
+  in the interaction's frames: between the last frame that still showed the old look (a hand hides
+  a facing only partly until it moves) and the first that showed the new one; frames where
+  something hides the region speak for neither. The shopper is the person whose box has a side at
+  the changed region around that time (a reaching arm makes the side of a box), with hands as
+  extra votes.
 - Occupancy: facings are counted from the columns that are not shelf back. The back's colour is the
-  dominant chromaticity of all slots (a colour, not a brightness, so it survives dimming) refined
-  per slot, and a facing's width comes from the gaps between facings or from the product image's
-  aspect ratio at the observed height.
-- Identity is a fusion with a confidence: what the slot remembers of each facing (the planogram's
-  product, the shelf-edge label's EAN-13, and what earlier puts placed there), what the shopper took
-  before (for a put), and a training-free appearance match of the facing against the catalog's
-  reference photos. A product put into the wrong slot is remembered as itself, so a later pick from
-  that slot is charged as what it is.
-- Memory is bounded: histories live only while an interaction lasts (at most
-  `max_interaction_s`), per-track state is dropped `track_ttl_s` after a track was last seen.
+  dominant chromaticity of all slots (a colour, not a brightness: it survives dimming), fitted per
+  slot as a straight line across it; a facing's width comes from the gaps between facings or from
+  the product photo's aspect ratio at the height of what stands there.
+- Identity is a fusion with a confidence: what the slot remembers of each facing (what it looked
+  like when first seen, with the planogram and the shelf-edge label's EAN-13 as priors; what a put
+  placed there), what the shopper took before (for a put), and a training-free appearance match of
+  the facing against the catalog's reference photos. A product put into the wrong slot is
+  remembered as itself, so a later pick from that slot is charged as what it is; a label that names
+  another product than the planogram is flagged in `state()`.
+- Memory is bounded: frames are kept only while an interaction lasts (at most `max_interaction_s`),
+  per-track state is dropped `track_ttl_s` after a track was last seen.
 """
 
 from __future__ import annotations
@@ -104,6 +116,7 @@ class ShelfConfig:
     disturb_frames: int = 2  # frames a slot must look changed, within a person's reach, to start one
     settle_frames: int = 6  # frames a changed part must be clear of people and still before it is judged
     reach: float = 0.4  # arm's length as a fraction of the person box's height
+    reach_memory_s: float = 1.0  # a person's reach still counts this long after their box was last seen
     box_margin: float = 0.03  # person boxes grown by this fraction of their height before testing cover
     withdraw_s: float = 0.45  # typical seconds from the moment a facing moves to the hand leaving the slot
     release_s: float = 0.4  # a put counts when the hand lets go, a moment after the product shows in place
@@ -135,9 +148,9 @@ class ShelfConfig:
             _in_range(self, name, 0.0, 1.0, low_open=name != "box_margin")
         _in_range(self, "reach", 0.0, 2.0)
         _in_range(self, "min_put_similarity", -1.0, 1.0)
-        for name in ("withdraw_s", "release_s", "max_interaction_s", "track_ttl_s", "relearn_s",
+        for name in ("withdraw_s", "release_s", "reach_memory_s", "max_interaction_s", "track_ttl_s", "relearn_s",
                      "appearance_temperature"):
-            _in_range(self, name, 0.0, 3600.0, low_open=name not in ("withdraw_s", "release_s"))
+            _in_range(self, name, 0.0, 3600.0, low_open=name not in ("withdraw_s", "release_s", "reach_memory_s"))
         _in_range(self, "label_upscale", 1.0, 8.0)
 
 
@@ -504,6 +517,7 @@ class _Slot:
     disturb_run: int = 0
     clear_run: int = 0
     lonely_since: float | None = None  # when it started looking changed with nobody near
+    near_t: float = -math.inf  # when a person's reach last covered it
     label: str | None = None
     label_tries: int = 0
 
@@ -791,9 +805,13 @@ class ShelfMonitor:
         cfg = self.config
         covered = self._covered_cols(slot, persons)
         near = [p for p in persons if _box_overlap(p[2], slot.bbox)]
+        if near:
+            slot.near_t = t
+        # A detector misses a person now and then: a reach seen a moment ago still counts.
+        reached = t - slot.near_t <= self.config.reach_memory_s
         hand_in = [h for h in hands if _box_overlap(h[1], slot.bbox)]
         slot.hand_run = slot.hand_run + 1 if hand_in else 0
-        slot.disturb_run = slot.disturb_run + 1 if changed.any() and near else 0
+        slot.disturb_run = slot.disturb_run + 1 if changed.any() and reached else 0
 
         if slot.inter is None:
             if slot.hand_run >= cfg.hand_frames or slot.disturb_run >= cfg.disturb_frames:
