@@ -196,6 +196,12 @@ def test_monitor_refuses_bad_frames_times_and_duplicate_slots() -> None:
         monitor.step(frame, 1.0, _empty())
 
 
+def test_a_camera_without_slots_runs_and_reports_nothing() -> None:
+    monitor = ShelfMonitor([], {})
+    assert monitor.step(np.zeros((72, 128, 3), np.uint8), 0.0, _empty()) == [] and monitor.flush(0.0) == []
+    assert monitor.state() == {}
+
+
 def test_the_vision_package_never_imports_the_store_runtime() -> None:
     tree = ast.parse((REPO / "vision" / "shelf.py").read_text())
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
@@ -300,6 +306,24 @@ def test_a_slow_lighting_drift_during_a_scenario_changes_no_event(truth_figures,
     events, _ = _replay(scenario_dir, truth_figures(scenario_dir), light=lambda i: 1 + 0.2 * np.sin(i / 30))
     assert [(e.action, e.slot, e.gtin, e.qty, e.track) for e in events] == \
         [(e.action, e.slot, e.gtin, e.qty, e.track) for e in replays(scenario_dir)]
+
+
+@pytest.mark.slow
+def test_flush_settles_a_change_in_view_when_the_recording_stops_mid_visit(truth_figures) -> None:
+    """The recording ends while the shopper still stands at the shelf, after a two-facing grab whose
+    place is already in view but not yet still for long: flush() reports it, with its true time."""
+    scenario_dir = BY_KIND["several"]
+    figures = truth_figures(scenario_dir)
+    grab = next(e for e in _truth(scenario_dir)["events"] if e["qty"] == 2)
+    monitor, events = _monitor(scenario_dir), []
+    fps = _shelf_camera(scenario_dir).fps
+    stop = int(14.3 * fps)
+    for i, frame in zip(range(stop), _frames(scenario_dir), strict=False):
+        events += monitor.step(frame, i / fps, _tracks(figures[i]))
+    assert not any(e.slot == grab["slot"] for e in events)  # not reported before the end
+    flushed = monitor.flush((stop - 1) / fps)
+    assert [(e.slot, e.gtin, e.qty) for e in flushed] == [(grab["slot"], grab["gtin"], 2)]
+    assert abs(flushed[0].t - grab["t"]) <= 1.5 and monitor.memory["interactions"] == 0
 
 
 # ---------------------------------------------------------------- nothing happens, nothing is reported
