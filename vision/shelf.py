@@ -651,8 +651,9 @@ class ShelfMonitor:
         return sorted(events, key=lambda e: (e.t, e.slot))
 
     def flush(self, t: float) -> list[ShelfEvent]:
-        """The stream ended at `t`: settle every open interaction with what its last frame shows (a change
-        still hidden behind someone is never seen and gives no event). The monitor can go on after."""
+        """The stream ended (at `t`, its last frame's time): settle every open interaction with what the
+        last frame shows (a change still hidden behind someone was never seen and gives no event) and
+        forget every track. The monitor can take frames again after."""
         if self._last is None:
             return []
         image, strip = self._last
@@ -664,8 +665,9 @@ class ShelfMonitor:
                 continue
             a, b = slot.span
             events += self._judge(slot, image, strip[:, a:b], inter.changed, inter.changed & ~inter.hidden,
-                                  t, partial=True)
+                                  partial=True)
             slot.inter = None
+        self._tracks.clear()  # every track ended with the stream
         return sorted(events, key=lambda e: (e.t, e.slot))
 
     # ------------------------------------------------------------ tracks
@@ -840,7 +842,7 @@ class ShelfMonitor:
                 self._adopt(slot, image, patch)
             return []
         if slot.clear_run >= cfg.settle_frames:
-            events = self._judge(slot, image, patch, changed, np.ones_like(changed), t)
+            events = self._judge(slot, image, patch, changed, np.ones_like(changed))
             slot.inter = None
             self._adopt(slot, image, patch)
             return events
@@ -848,7 +850,7 @@ class ShelfMonitor:
             return []
         # A part of the slot may settle while the shopper still stands in front of the rest of it.
         ready = self._settled_runs(slot, changed, hidden)
-        return self._judge(slot, image, patch, changed, ready, t, partial=True) if ready.any() else []
+        return self._judge(slot, image, patch, changed, ready, partial=True) if ready.any() else []
 
     def _settled_runs(self, slot: _Slot, changed: np.ndarray, hidden: np.ndarray) -> np.ndarray:
         """Columns of changed regions in view and still, with no hidden change in or next to them (the rest
@@ -914,7 +916,7 @@ class ShelfMonitor:
     # ------------------------------------------------------------ judging a change
 
     def _judge(self, slot: _Slot, image: np.ndarray, patch: np.ndarray, changed: np.ndarray, allowed: np.ndarray,
-               t: float, partial: bool = False) -> list[ShelfEvent]:
+               partial: bool = False) -> list[ShelfEvent]:
         """Compare the slot before (its reference) and now in each changed region: facings that are gone
         were picked, facings that appeared were put. The region's reference then takes the new look."""
         assert slot.ref_full is not None and slot.back is not None
