@@ -370,7 +370,8 @@ class Tracker:
         if detections is not None:
             self._names = detections.names
             table = self._associate(table, detections)
-        table = table.select(table.since <= self.config.max_age)
+        if np.any(table.since > self.config.max_age):
+            table = table.select(table.since <= self.config.max_age)
         if detections is not None:  # a position carried by motion is no new evidence of whose a hand is
             table = self._assign_owners(table)
         self._table = table
@@ -419,7 +420,8 @@ class Tracker:
         table = self._apply_matches(table, track_rows, det_rows, dets)
         # A tentative track that misses once was most likely a false detection (DeepSORT, ByteTrack).
         dead = np.concatenate(unmatched_tentative) if unmatched_tentative else np.zeros(0, np.int64)
-        table = table.select(_without(np.arange(len(table)), dead))
+        if len(dead):
+            table = table.select(_without(np.arange(len(table)), dead))
         born = np.sort(np.concatenate(births)) if births else np.zeros(0, np.int64)
         return table.extend(self._new_tracks(dets, born))
 
