@@ -183,14 +183,14 @@ def _cmd_node(args: argparse.Namespace) -> int:
     """One camera's node: frames in, events out as JSON lines (stdout or --out), stage timings on stderr."""
     from store_runtime.bus import MemoryBus
     from store_runtime.config import ConfigError, load_scenario, load_store
-    from store_runtime.node import CameraNode, NodeConfig, load_detector, stage_report
+    from store_runtime.node import CameraNode, NodeConfig, load_detector, shelf_for, stage_report
     from vision.inference.manifest import ModelError
     from vision.sources import SourceConfig, SourceConfigError, SourceError, open_source
 
     try:
         if args.scenario:
             scenario = load_scenario(args.scenario)
-            store = scenario.store.config
+            store_files = scenario.store
             if args.camera not in scenario.video_paths:
                 raise UserError(f"camera {args.camera!r} is not in {args.scenario}/scenario.yaml: "
                                 f"{sorted(scenario.video_paths)}")
@@ -199,16 +199,18 @@ def _cmd_node(args: argparse.Namespace) -> int:
         else:
             if not (args.store and args.source):
                 raise UserError("give --scenario DIR, or --store STORE_YAML with --source URI")
-            store = load_store(args.store).config
+            store_files = load_store(args.store)
             kind = "rtsp" if args.source.startswith(("rtsp://", "rtsps://")) else (
                 "device" if args.source.isdigit() or args.source.startswith("/dev/video") else "file")
             source_config = SourceConfig(kind=kind, uri=args.source, camera=args.camera, live=True)
+        store = store_files.config
         if args.camera not in store.cameras:
             raise UserError(f"camera {args.camera!r} is not in the store's cameras {sorted(store.cameras)}")
         config = NodeConfig(detect_every=args.detect_every)
         detector = load_detector(args.model, args.threads)
         bus = MemoryBus()
-        node = CameraNode(store, args.camera, detector=detector, bus=bus, config=config)
+        node = CameraNode(store, args.camera, detector=detector, bus=bus, config=config,
+                          shelf=shelf_for(store_files, args.camera))
         out = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
         try:
             with open_source(source_config) as source:

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from store_runtime.bus import Bus, Event
-from store_runtime.config import StoreConfig
+from store_runtime.config import Store, StoreConfig
 from store_runtime.events import EntryRead, ShelfAction, TrackZone, event_id
 from vision.codes import CodeReader, Debouncer, ReaderOptions
 from vision.gates import EntryEvent, EntryWatcher, ZoneEvent, ZoneWatcher
@@ -195,6 +195,26 @@ def load_detector(model: Path | None = None, threads: int = 2) -> Detector:
                                     "`walkout train-detector`, or give an ultralytics ONNX export with --model")
         model = manifest.path_of("walkout-det")
     return YoloDetector(load_model(model, RuntimeOptions(intra_op_threads=threads)))
+
+
+def shelf_for(store: Store, camera: str) -> ShelfStage | None:
+    """The shelf-interaction stage of a shelf camera with slots: its planogram, the catalog's reference
+    photos for appearance matching, and the shelf-edge labels read as EAN-13."""
+    from vision.codes import open_reader
+    from vision.shelf import ShelfMonitor, SlotSpec
+
+    spec = store.config.cameras[camera]
+    if not spec.slots:
+        return None
+    catalog = {gtin: [img for path in product.images if (img := cv2.imread(str(path))) is not None]
+               for gtin, product in store.catalog.products.items()}
+    reader = open_reader("combined", ReaderOptions(formats=("EAN13",), upscale=2.0))
+
+    def read_label(image: np.ndarray) -> list[str]:
+        return [code.gtin13 for code in reader.read(image)]
+
+    return ShelfMonitor([SlotSpec(s.id, s.gtin, s.polygon, s.label) for s in spec.slots], catalog,
+                        read_label=read_label)
 
 
 def _qr_reader() -> CodeReader:
