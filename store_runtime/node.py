@@ -96,6 +96,7 @@ class CameraNode:
         self.tracker = Tracker(self.config.tracker)
         self.frames = 0
         self.detections = 0
+        self._since_detection = 0
         self._last_t = 0.0
         self._last_detected: np.ndarray | None = None
         self._entries = self._zones = None
@@ -133,7 +134,7 @@ class CameraNode:
         """The recording ended: tracks still in view are gone, open interactions are settled."""
         events: list[Event] = []
         if self._zones is not None:
-            events += [self._zone(e) for e in self._zones.flush(self._last_t)]
+            events += [self._zone(e) for e in self._zones.flush()]
         if self.shelf is not None:
             events += [self._shelf(e) for e in self.shelf.flush(self._last_t)]
         return self._publish(events)
@@ -148,12 +149,13 @@ class CameraNode:
     def _detect(self, frame: Frame) -> Detections | None:
         small = cv2.resize(cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY), None, fx=0.125, fy=0.125,
                            interpolation=cv2.INTER_AREA)
-        due = self._last_detected is None or self.frames % self.config.detect_every == 1 % self.config.detect_every
+        self._since_detection += 1
+        due = self._last_detected is None or self._since_detection >= self.config.detect_every
         moved = (not due and self.config.motion_threshold > 0
                  and float(cv2.absdiff(small, self._last_detected).mean()) > self.config.motion_threshold)
         if not (due or moved):
             return None  # the tracker predicts
-        self._last_detected = small
+        self._last_detected, self._since_detection = small, 0
         self.detections += 1
         return self.detector.detect(frame.image)
 

@@ -233,9 +233,9 @@ def _window(rng: np.random.Generator, cls: np.ndarray, boxes: np.ndarray, w: int
     """A size x size window (or the whole side when the frame is smaller) around a random small object:
     hands first, then products and phones, else anywhere."""
     ww, wh = min(size, w), min(size, h)
-    small = np.flatnonzero(cls == CLASSES.index("hand")) if len(cls) else []
+    small = np.flatnonzero(cls == CLASSES.index("hand"))
     if not len(small):
-        small = np.flatnonzero(cls != CLASSES.index("person")) if len(cls) else []
+        small = np.flatnonzero(cls != CLASSES.index("person"))
     if len(small):
         x1, y1, x2, y2 = boxes[rng.choice(small)]
         cx, cy = (x1 + x2) / 2 + rng.uniform(-0.35, 0.35) * ww, (y1 + y2) / 2 + rng.uniform(-0.35, 0.35) * wh

@@ -179,9 +179,9 @@ class ZoneWatcher:
         events += self._gone(t)
         return events
 
-    def flush(self, t: float) -> list[ZoneEvent]:
+    def flush(self) -> list[ZoneEvent]:
         """At the end of a recording: every track still in view is gone, exit zones decide."""
-        return self._gone(math.inf, at=t)
+        return self._gone(math.inf)
 
     def _zone_of(self, point: Point) -> str | None:
         for name, poly in self._zones.items():
@@ -197,7 +197,7 @@ class ZoneWatcher:
             if zone is not None:
                 state.zones_seen.add(zone)
 
-    def _gone(self, t: float, at: float | None = None) -> list[ZoneEvent]:
+    def _gone(self, t: float) -> list[ZoneEvent]:
         events = []
         for tid in [tid for tid, s in self._tracks.items() if t - s.last_t > self.config.gone_after_s]:
             state = self._tracks.pop(tid)  # pruned: a vanished track's state is never needed again

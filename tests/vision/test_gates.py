@@ -90,7 +90,7 @@ def test_zone_events_follow_the_feet(path: list[float], kinds: list[str]) -> Non
 def test_an_exit_is_dated_when_the_track_was_last_seen() -> None:
     zones = zone_watcher()
     walk(zones, 1, list(range(900, 1290, 30)))
-    (event,) = zones.flush(99.0)
+    (event,) = zones.flush()
     assert event.kind == "exited" and event.t == pytest.approx(12 / 15)
 
 

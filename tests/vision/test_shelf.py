@@ -22,6 +22,7 @@ from conftest import REPO, sample_dirs
 from store_runtime.config import load_scenario
 from store_runtime.scoring import event_f1
 from vision.shelf import ProductMatcher, ShelfConfig, ShelfEvent, ShelfMonitor, SlotSpec
+from vision.sources import SourceConfig, open_source
 from vision.synth.figure import Pose, draw_figure, random_style
 from vision.synth.scenario import SeenFigure, SynthOptions, aisle_figures, plan_scenario
 from vision.types import Tracks
@@ -60,15 +61,11 @@ def _options(scenario_dir: Path, data: Path) -> SynthOptions:
 
 
 def _frames(scenario_dir: Path) -> Iterator[np.ndarray]:
-    cap = cv2.VideoCapture(str(scenario_dir / "cameras" / "aisle.mp4"))
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                return
-            yield frame
-    finally:
-        cap.release()
+    """The aisle recording as the node reads it (vision.sources: PyAV, the same decoder and colours)."""
+    config = SourceConfig(kind="file", uri=scenario_dir / "cameras" / "aisle.mp4", camera="aisle")
+    with open_source(config) as source:
+        for frame in source:
+            yield frame.image
 
 
 def _tracks(figures: list[SeenFigure], hands: bool = True) -> Tracks:

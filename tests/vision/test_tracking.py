@@ -493,30 +493,17 @@ class _Truth:
 
 
 def _true_boxes(scenario_dir: Path, data: Path) -> list[_Truth]:
-    """Per frame of the aisle camera, the person and hand boxes the renderer drew, with whose they are.
-
-    The scenario is planned again from its kind and seed with the real data (which reproduces the
-    sample exactly, as tests/test_samples.py checks) and its figures drawn on a blank canvas: the
-    boxes the renderer labels, kept only where they stay at least half visible, without the video.
-    These use two private helpers of the renderer: the one place that knows whose box is whose.
-    """
-    from vision.synth.scenario import SynthOptions, _draw_people, _held_art, plan_scenario
-    from vision.synth.world import AISLE_SIZE
+    """Per frame of the aisle camera, the person and hand boxes the renderer drew, with whose they are:
+    the scenario planned again from its kind and seed with the real data (which reproduces the sample
+    exactly, as tests/test_samples.py checks), figures as `aisle_figures` reports them."""
+    from vision.synth.scenario import SynthOptions, aisle_figures
 
     truth = json.loads((scenario_dir / "truth.json").read_text())
     refusal = truth["refused"][0]["reason"] if truth["refused"] else None
-    plan = plan_scenario(SynthOptions(kind=truth["kind"], seed=truth["seed"], data_dir=data, refusal=refusal))
-    art = _held_art(plan.world, plan.chor)
-    blank = np.zeros((AISLE_SIZE[1], AISLE_SIZE[0], 3), np.uint8)
-    frames = []
-    for i in range(plan.n_frames):
-        t = i / plan.options.fps
-        people = sorted(((k, tl.plan.style, pose) for k, tl in enumerate(plan.chor.timelines)
-                         if (pose := tl.pose(t, art)) is not None), key=lambda p: p[2].y)
-        drawn = _draw_people(blank.copy(), [(style, pose) for _, style, pose in people])  # keeps this order
-        frames.append(_Truth({k: d.person for (k, _, _), d in zip(people, drawn, strict=True) if d.person},
-                             [(k, h) for (k, _, _), d in zip(people, drawn, strict=True) for h in d.hands]))
-    return frames
+    options = SynthOptions(kind=truth["kind"], seed=truth["seed"], data_dir=data, refusal=refusal)
+    return [_Truth({f.shopper: f.person for f in figures if f.person},
+                   [(f.shopper, h) for f in figures for h in f.hands])
+            for figures in aisle_figures(options)]
 
 
 def _detections(truth: _Truth, rng: np.random.Generator) -> Detections:

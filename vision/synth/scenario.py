@@ -472,27 +472,36 @@ def _held_art(world: _World, chor: Choreography) -> dict[tuple[str, str], np.nda
     return art
 
 
-def _render_aisle(path: Path, plan: Plan, sink: _Sink | None) -> list[list[list[float]]]:
-    world, chor, options, n_frames = plan.world, plan.chor, plan.options, plan.n_frames
-    camera = Camera(world.look, AISLE_SIZE, plan.rng_pixels)
+def _aisle_scenes(plan: Plan) -> Iterator[tuple[int, float, np.ndarray, list[tuple[int, FigureStyle, Pose]]]]:
+    """Per aisle frame: its index, time, the shelf wall as it stands then, and the shoppers in view
+    (plan index, style, pose). Shared by the render and by `aisle_figures`, so both see the same scenes."""
+    world, chor = plan.world, plan.chor
     held_art = _held_art(world, chor)
     contents = {k: list(v) for k, v in world.contents.items()}
     states = list(chor.shelf_states)
     background = world.wall.render(contents)
+    for i in range(plan.n_frames):
+        t = i / plan.options.fps
+        changed = False
+        while states and states[0][0] <= t:
+            _, slot, facings = states.pop(0)
+            contents[slot] = list(facings)
+            changed = True
+        if changed:
+            background = world.wall.render(contents)
+        posed = [(k, tl.plan.style, p) for k, tl in enumerate(chor.timelines)
+                 if (p := tl.pose(t, held_art)) is not None]
+        yield i, t, background, posed
+
+
+def _render_aisle(path: Path, plan: Plan, sink: _Sink | None) -> list[list[list[float]]]:
+    world, options = plan.world, plan.options
+    camera = Camera(world.look, AISLE_SIZE, plan.rng_pixels)
     faces: list[list[list[float]]] = []
     with VideoWriter(path, AISLE_SIZE, options.fps, options.crf) as video:
-        for i in range(n_frames):
-            t = i / options.fps
-            changed = False
-            while states and states[0][0] <= t:
-                _, slot, facings = states.pop(0)
-                contents[slot] = list(facings)
-                changed = True
-            if changed:
-                background = world.wall.render(contents)
+        for i, t, background, posed in _aisle_scenes(plan):
             canvas = background.copy()
-            people = [(tl.plan.style, p) for tl in chor.timelines if (p := tl.pose(t, held_art)) is not None]
-            drawn = _draw_people(canvas, people)
+            drawn = _draw_people(canvas, [(style, pose) for _, style, pose in posed])
             frame = camera.apply(canvas, t, i)
             video.write(frame)
             faces.append(_face_boxes(drawn, camera.shift(t), AISLE_SIZE))
@@ -519,29 +528,15 @@ def aisle_figures(options: SynthOptions) -> Iterator[list[SeenFigure]]:
     (same poses, same shelf states behind, same visibility rule, same camera sway), without encoding
     a video: the ground truth tracks of a rendered or committed scenario. Read-only: it renders nothing."""
     plan = plan_scenario(options)
-    world, chor = plan.world, plan.chor
-    camera = Camera(world.look, AISLE_SIZE, plan.rng_pixels)  # the same draws as the render: same sway
-    held_art = _held_art(world, chor)
-    contents = {k: list(v) for k, v in world.contents.items()}
-    states = list(chor.shelf_states)
-    background = world.wall.render(contents)
-    for i in range(plan.n_frames):
-        t = i / options.fps
-        changed = False
-        while states and states[0][0] <= t:
-            _, slot, facings = states.pop(0)
-            contents[slot] = list(facings)
-            changed = True
-        if changed:
-            background = world.wall.render(contents)
-        posed = [(k, tl.plan.style, p) for k, tl in enumerate(chor.timelines) if (p := tl.pose(t, held_art))]
+    camera = Camera(plan.world.look, AISLE_SIZE, plan.rng_pixels)  # the same draws as the render: same sway
+    for _i, t, background, posed in _aisle_scenes(plan):
         order = sorted(range(len(posed)), key=lambda j: posed[j][2].y)  # as _draw_people sorts (stably)
         drawn = _draw_people(background.copy(), [(style, pose) for _, style, pose in posed])
         shift = camera.shift(t)
         seen = []
         for j, d in zip(order, drawn, strict=True):
             k = posed[j][0]
-            seen.append(SeenFigure(k, chor.timelines[k].plan.customer, _moved(d.person, shift),
+            seen.append(SeenFigure(k, plan.chor.timelines[k].plan.customer, _moved(d.person, shift),
                                    tuple(b for h in d.hands if (b := _moved(h, shift))),
                                    tuple(b for h in d.held if (b := _moved(h, shift))), _moved(d.face, shift)))
         yield sorted(seen, key=lambda s: s.shopper)
