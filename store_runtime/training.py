@@ -57,13 +57,15 @@ class Tiles(_Strict):
     that input size costs pixels the hands do not need, so each frame is scaled as the node will
     scale it and cut into `per_image` windows of `size` px, each centred near a hand or another
     small object, plus the whole scaled frame for a share `whole` of frames (people at the gate are
-    bigger than any window).
+    bigger than any window). Most rendered frames show an empty store (before the first shopper,
+    after the last); only a share `empty` of those is kept, so epochs are spent on shoppers.
     """
 
     scale: float = Field(gt=0, le=1)
     size: int = Field(ge=64, le=1280, multiple_of=32)
     per_image: int = Field(ge=1, le=8)
     whole: float = Field(default=0.3, ge=0, le=1)
+    empty: float = Field(default=1.0, ge=0, le=1)
     keep_area: float = Field(default=0.3, gt=0, le=1)  # a cut box stays labelled if this much of it remains
 
 
@@ -211,6 +213,8 @@ def tile_split(source: Path, target: Path, split: str, tiles: Tiles, seed: int) 
         cls, boxes = labels[:, 0].astype(int), _xyxy(labels[:, 1:], w, h)
         # Seeded by the frame's name, so a resumed or repeated run cuts the same windows.
         rng = np.random.default_rng([seed, zlib.crc32(image_path.stem.encode())])
+        if not len(cls) and rng.random() >= tiles.empty:
+            continue
         windows = [_window(rng, cls, boxes, w, h, tiles.size) for _ in range(tiles.per_image)]
         windows += [(0, 0, w, h)] if rng.random() < tiles.whole else []
         for i, (x, y, ww, wh) in enumerate(windows):

@@ -88,6 +88,19 @@ def test_tiles_are_cut_at_the_deployed_scale_around_the_hand(tmp_path: Path) -> 
                (tmp_path / "out" / "labels" / "train" / f"{n}.txt").read_text() for n in names)
 
 
+def test_frames_of_an_empty_store_are_kept_only_at_the_empty_share(tmp_path: Path) -> None:
+    _one_frame_dataset(tmp_path / "src")
+    src = tmp_path / "src"
+    for i in range(40):
+        cv2.imwrite(str(src / "images" / "train" / f"e-aisle-{i:05d}.jpg"), np.zeros((720, 1280, 3), np.uint8))
+        (src / "labels" / "train" / f"e-aisle-{i:05d}.txt").write_text("")
+    tiles = Tiles(scale=0.5, size=320, per_image=1, whole=0.0, empty=0.25)
+    tile_split(tmp_path / "src", tmp_path / "out", "train", tiles, seed=0)
+    kept = {p.stem.split("-")[0] for p in (tmp_path / "out" / "images" / "train").glob("*.jpg")}
+    empties = len(list((tmp_path / "out" / "images" / "train").glob("e-*.jpg")))
+    assert "f" in kept and 3 <= empties <= 18  # the shopper frame always; about a quarter of 40 empty ones
+
+
 def test_a_box_mostly_cut_off_by_a_window_is_not_labelled(tmp_path: Path) -> None:
     from store_runtime.training import _window_labels
 
