@@ -112,6 +112,11 @@ class EntryWatcher:
 # ------------------------------------------------------------------------------------ zones
 
 
+def _feet(box: np.ndarray) -> Point:
+    """Where a person stands: the bottom centre of the box, the floor the zones are drawn on."""
+    return (float(box[0] + box[2]) / 2, float(box[3]))
+
+
 @dataclass(frozen=True)
 class ZoneEvent:
     t: float
@@ -138,6 +143,8 @@ class ZoneConfig:
 class _TrackZones:
     first_t: float
     last_t: float
+    first_zone: str | None  # where the feet were when the track appeared
+    frames: int = 0
     streak_zone: str | None = None
     streak: int = 0
     entered: bool = False
@@ -167,21 +174,31 @@ class ZoneWatcher:
     def step(self, tracks: Tracks, t: float) -> list[ZoneEvent]:
         persons = tracks.of(self.person)
         events: list[ZoneEvent] = []
-        for tid, box in zip(persons.track_id.tolist(), persons.xyxy, strict=True):
-            state = self._tracks.setdefault(tid, _TrackZones(first_t=t, last_t=t))
-            state.last_t = t
-            zone = self._zone_of(((box[0] + box[2]) / 2, box[3]))
+        origins = persons.xyxy if persons.origin is None else persons.origin
+        for tid, box, origin in zip(persons.track_id.tolist(), persons.xyxy, origins, strict=True):
+            zone = self._zone_of(_feet(box))
+            state = self._tracks.get(tid)
+            if state is None:
+                state = self._tracks[tid] = _TrackZones(first_t=t, last_t=t, first_zone=self._zone_of(_feet(origin)))
+            state.last_t, state.frames = t, state.frames + 1
             self._update_streak(state, zone)
-            if (not state.entered and state.last_zone is not None and self._kinds[state.last_zone] == "entry"
-                    and t - state.first_t <= self.config.entry_window_s):
+            came_in = self._entry_zone(state.last_zone) or (
+                # Someone stepping in at the frame's edge is first seen where the door is, but may be out
+                # of its zone before the track is confirmed or debounced: where the track began counts.
+                self._entry_zone(state.first_zone) and state.frames >= self.config.min_frames)
+            if not state.entered and came_in and t - state.first_t <= self.config.entry_window_s:
                 state.entered = True
-                events.append(ZoneEvent(t, self.camera, tid, state.last_zone, "entered"))
+                zone_in = state.last_zone if self._entry_zone(state.last_zone) else state.first_zone
+                events.append(ZoneEvent(t, self.camera, tid, zone_in, "entered"))
         events += self._gone(t)
         return events
 
     def flush(self) -> list[ZoneEvent]:
         """At the end of a recording: every track still in view is gone, exit zones decide."""
         return self._gone(math.inf)
+
+    def _entry_zone(self, zone: str | None) -> bool:
+        return zone is not None and self._kinds[zone] == "entry"
 
     def _zone_of(self, point: Point) -> str | None:
         for name, poly in self._zones.items():

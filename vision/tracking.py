@@ -320,12 +320,14 @@ class _Table:
     confirmed: np.ndarray  # (N,) bool
     owner: np.ndarray  # (N,) int64: for hands, the owner's track id; -1 unknown
     votes: np.ndarray  # (N, owner_window) int64: each recent detection frame's vote (see _votes)
+    origin: np.ndarray  # (N, 4) float32: the box of the detection that started the track
 
     @classmethod
     def empty(cls, window: int) -> _Table:
         return cls(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros((0, 8)), np.zeros((0, 8, 8)),
                    np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32),
-                   np.zeros(0, bool), np.zeros(0, np.int64), np.zeros((0, window), np.int64))
+                   np.zeros(0, bool), np.zeros(0, np.int64), np.zeros((0, window), np.int64),
+                   np.zeros((0, 4), np.float32))
 
     def __len__(self) -> int:
         return len(self.track_id)
@@ -448,7 +450,7 @@ class Tracker:
         return _Table(ids, dets.class_id[rows].copy(), mean, cov, dets.confidence[rows].copy(),
                       np.ones(n, np.int32), np.zeros(n, np.int32), np.zeros(n, np.int32),
                       np.full(n, self.config.n_init <= 1), np.full(n, -1, np.int64),
-                      np.full((n, self.config.owner_window), -1, np.int64))
+                      np.full((n, self.config.owner_window), -1, np.int64), dets.xyxy[rows].copy())
 
     def _assign_owners(self, table: _Table) -> _Table:
         names, cfg = self._names, self.config
@@ -479,7 +481,8 @@ class Tracker:
         hand = self._names.index(self.config.hand_class) if self.config.hand_class in self._names else -1
         owner = np.where(table.class_id[rows] == hand, table.owner[rows], -1)
         return Tracks(_mean_to_xyxy(table.mean[rows]).astype(np.float32), table.confidence[rows].copy(),
-                      table.class_id[rows].copy(), table.track_id[rows].copy(), owner.astype(np.int64), self._names)
+                      table.class_id[rows].copy(), table.track_id[rows].copy(), owner.astype(np.int64), self._names,
+                      origin=table.origin[rows].copy())
 
 
 def _match_class(distance: Distance, cfg: TrackerConfig, table: _Table, boxes: np.ndarray, dets: Detections,

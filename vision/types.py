@@ -86,7 +86,10 @@ class Tracks:
 
     `track_id` (N,) int64 is stable for the life of a track and never reused within a run;
     `owner` (N,) int64 is, for a hand, the `track_id` of the person it belongs to (-1 when unknown,
-    and always -1 for other classes). Other fields are as in `Detections`.
+    and always -1 for other classes). `origin` (N, 4) float32, when the tracker gives it, is the box
+    of the detection each track started from: a track is output only once confirmed, by which time
+    someone walking in at the frame's edge may have left the door's zone. Other fields are as in
+    `Detections`.
     """
 
     xyxy: np.ndarray
@@ -95,6 +98,7 @@ class Tracks:
     track_id: np.ndarray
     owner: np.ndarray
     names: tuple[str, ...] = field(default=())
+    origin: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.xyxy) if isinstance(self.xyxy, np.ndarray) and self.xyxy.ndim else None
@@ -102,6 +106,8 @@ class Tracks:
                                    ("class_id", (n,), np.int32), ("track_id", (n,), np.int64),
                                    ("owner", (n,), np.int64)):
             _check(getattr(self, name), shape, dtype, name, "Tracks")
+        if self.origin is not None:
+            _check(self.origin, (n, 4), np.float32, "origin", "Tracks")
 
     @classmethod
     def empty(cls, names: tuple[str, ...] = ()) -> Tracks:
@@ -114,7 +120,7 @@ class Tracks:
     def __getitem__(self, index: np.ndarray | slice) -> Tracks:
         """Rows selected by a boolean mask, an index array or a slice."""
         return Tracks(self.xyxy[index], self.confidence[index], self.class_id[index], self.track_id[index],
-                      self.owner[index], self.names)
+                      self.owner[index], self.names, None if self.origin is None else self.origin[index])
 
     def of(self, name: str) -> Tracks:
         """Only the tracks of class `name` (none when the vocabulary lacks it)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -78,6 +80,7 @@ def zone_watcher(**kw) -> ZoneWatcher:
     (list(range(400, 1300, 20)), ["exited"]),              # appears mid-aisle: no entry through the door
     (list(range(20, 700, 20)) + list(range(700, 0, -20)), ["entered"]),  # goes back out the way it came
     ([100, 100], []),                                       # too brief to count (debounce)
+    ([60, 150, 200, 260, 320, 400], ["entered"]),           # seen first at the door, out of it before 3 frames
 ])
 def test_zone_events_follow_the_feet(path: list[float], kinds: list[str]) -> None:
     zones = zone_watcher()
@@ -127,3 +130,15 @@ def test_a_refused_code_binds_nobody_and_an_admitted_one_waits_only_so_long() ->
 def test_bad_config_names_the_field(kw: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         ZoneConfig(**kw)
+
+
+def test_a_track_confirmed_past_the_door_still_entered_where_it_began() -> None:
+    # The tracker outputs a track only after n_init hits; a shopper walking in at the frame's edge is
+    # out of the entry zone by then. The track's origin (its first detection) says where it came from.
+    zones = zone_watcher()
+    events = []
+    for k, x in enumerate(range(300, 600, 30)):
+        tracks = persons((4, x, 650))
+        tracks = replace(tracks, origin=np.array([[20, 350, 100, 650]], np.float32))
+        events += zones.step(tracks, k / 15)
+    assert [(e.kind, e.zone) for e in events] == [("entered", "entry-1")]

@@ -591,3 +591,11 @@ def test_rendered_scenario_has_no_identity_switch_and_right_owners(scenario_dir:
     assert right + wrong + unknown > 100
     assert wrong <= 0.05 * decided, (right, wrong, unknown)
     assert decided >= 0.8 * (decided + unknown), (right, wrong, unknown)
+
+
+def test_tracks_remember_the_box_they_started_from() -> None:
+    # Zones need where a track began: it is output only after n_init hits, already elsewhere.
+    out = run([dets(box(100 + 20 * k, 400, 80, 300)) for k in range(5)])
+    assert out[0].of("person").track_id.size == 0 and len(out[-1]) == 1
+    np.testing.assert_allclose(out[-1].origin, [[60, 250, 140, 550]])
+    assert out[-1].xyxy[0, 0] > 100
