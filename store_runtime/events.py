@@ -56,7 +56,12 @@ class ShelfAction(_Event):
     gtin: str = Field(pattern=r"^\d{8,14}$")
     qty: int = Field(ge=1, le=99)
     slot: str = Field(max_length=64)
-    confidence: float = Field(ge=0, le=1)
+    confidence: float = Field(ge=0, le=1, description="The product identity's confidence.")
+    track_confidence: float = Field(default=1.0, ge=0, le=1,
+                                    description="Confidence that the hand belongs to `track`.")
+    doubt: Literal["two_hands", "track_regained"] | None = Field(
+        default=None, description="A reason the node itself doubts who did it: two hands in the slot at once, "
+        "or the person's track lost and found again around the event; the runtime sends it to review.")
 
 
 NodeEvent = Annotated[EntryRead | TrackZone | ShelfAction, Field(discriminator="kind")]

@@ -1,0 +1,200 @@
+"""Entry codes -> sessions -> person tracks (SPEC sections 4 and 7).
+
+- `check_entry` re-checks a presented code with the store's own key, clock and used-token table
+  (the sessions' unique `jti`): a camera node's verdict is never trusted. Every presentation is
+  recorded, admitted or refused with its reason; an admitted code opens exactly one session.
+- `bind_track` gives a person track that came in through an entry zone to the oldest admitted
+  session at that gate still waiting for people (up to its `party`) within `window_s` of its code
+  being read: people pass a gate in the order they scanned (the rule of `vision.gates.EntryBinder`,
+  kept in the database so a restart loses nothing). A track with no session waiting is anonymous.
+- `adopt_early_tracks` is the same rule run the other way, for a code read that reaches the
+  runtime after the tracks it let in (two camera nodes, two clocks of delivery).
+
+Functions here work inside the caller's transaction and never commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store_runtime.config import StoreConfig
+from store_runtime.db import EntryRow, SessionRow, TrackRow
+from vision.entry_code import Refusal, verify_code
+
+__all__ = [
+    "REFUSAL_STATUS",
+    "EntryRefused",
+    "adopt_early_tracks",
+    "bind_track",
+    "bound_tracks",
+    "check_entry",
+    "everyone_left",
+    "sessions_inside",
+    "track_left",
+]
+
+# SPEC section 7's names and HTTP answers for a refused code.
+_REASON = {
+    Refusal.MALFORMED: "malformed",
+    Refusal.BAD_SIGNATURE: "signature",
+    Refusal.OTHER_STORE: "other_store",
+    Refusal.EXPIRED: "expired",
+    Refusal.REUSED: "used",
+}
+REFUSAL_STATUS = {"malformed": 422, "signature": 401, "other_store": 403, "expired": 410, "used": 409}
+
+
+class EntryRefused(Exception):
+    """A presented code opened nothing. `reason` is one of malformed, signature, other_store,
+    expired, used; `status` its HTTP answer (SPEC section 7); the refusal is already recorded."""
+
+    def __init__(self, reason: str, detail: str, customer: str | None = None) -> None:
+        self.reason = reason
+        self.status = REFUSAL_STATUS[reason]
+        self.detail = detail
+        self.customer = customer
+        super().__init__(f"entry code refused ({reason}): {detail}")
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
+
+
+def session_id(store_id: str, jti: str) -> str:
+    """A session's id: derived from the code's single-use token, so a replay names it the same."""
+    return "s_" + _digest(store_id, jti)[:20]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What `check_entry` decided: the session opened (None when refused) and the record."""
+
+    session: SessionRow | None
+    record: EntryRow
+
+    @property
+    def refused(self) -> EntryRefused | None:
+        r = self.record
+        return None if r.admitted else EntryRefused(r.reason or "malformed", r.detail, r.customer)
+
+
+def check_entry(tx: Session, store: StoreConfig, *, gate: str, code: str, t: float, source: str,
+                event_id: str | None = None) -> Entry:
+    """Check `code` presented at `gate` at store time `t`; record it; open a session if admitted.
+
+    A code's `jti` opens one session ever: a second presentation is refused as `used`, even when
+    two gates present it at the same instant (the second insert fails on the unique `jti`).
+    """
+    def used(jti: str) -> bool:
+        return tx.scalar(select(func.count()).select_from(SessionRow).where(SessionRow.jti == jti)) > 0
+
+    verdict = verify_code(code, key=store.entry_key_bytes, store_id=store.store_id, now=t, is_used=used)
+    claims = verdict.claims
+    code_hash = _digest(code)
+    outcome = "admitted" if verdict.ok else str(verdict.refusal)
+    record = EntryRow(
+        id="en_" + _digest(source, event_id or "", gate, repr(t), code_hash, outcome)[:20],
+        t=t, gate=gate, source=source, event_id=event_id, code_sha256=code_hash,
+        customer=claims.cid if claims else None, jti=claims.jti if claims else None,
+        party=claims.party if claims else None, admitted=verdict.ok,
+        reason=None if verdict.ok else _REASON[verdict.refusal], detail=verdict.detail[:300], session_id=None)
+    session = None
+    if verdict.ok and claims is not None:
+        session = SessionRow(id=session_id(store.store_id, claims.jti), customer=claims.cid, jti=claims.jti,
+                             gate=gate, party=claims.party, entered_t=t, exited_t=None, exit_gate=None,
+                             state="open", version=0)
+        try:
+            with tx.begin_nested():
+                tx.add(session)
+        except IntegrityError:  # the same code admitted a moment ago by another request
+            session = None
+            record.admitted, record.reason = False, "used"
+            record.detail = f"token {claims.jti!r} was used before"
+        else:
+            record.session_id = session.id
+    if tx.get(EntryRow, record.id) is None:  # else: the very same presentation, told twice at one instant
+        tx.add(record)
+    return Entry(session, record)
+
+
+def bound_tracks(tx: Session, session: str) -> list[TrackRow]:
+    return list(tx.scalars(select(TrackRow).where(TrackRow.session_id == session).order_by(TrackRow.entered_t)))
+
+
+def _waiting(tx: Session, gate: str, t: float, window_s: float) -> SessionRow | None:
+    """The oldest open session admitted at `gate` within `window_s` before `t` with a seat left."""
+    candidates = tx.scalars(
+        select(SessionRow)
+        .where(SessionRow.gate == gate, SessionRow.state == "open",
+               SessionRow.entered_t <= t, SessionRow.entered_t >= t - window_s)
+        .order_by(SessionRow.entered_t, SessionRow.id)
+    )
+    for session in candidates:
+        if len(bound_tracks(tx, session.id)) < session.party:
+            return session
+    return None
+
+
+def bind_track(tx: Session, *, camera: str, track: int, zone: str, t: float, window_s: float) -> TrackRow:
+    """Record track `track` of `camera` coming in through entry zone `zone` at `t`, bound to the
+    session waiting at that gate (see the module's docstring), or to none: anonymous."""
+    row = tx.scalars(select(TrackRow).where(TrackRow.camera == camera, TrackRow.track == track)).first()
+    if row is None:
+        row = TrackRow(camera=camera, track=track, zone=zone, entered_t=t)
+        tx.add(row)
+    else:
+        # The tracker's ids restart with the node's process: this is another person now.
+        row.zone, row.entered_t, row.left_t, row.left_zone, row.session_id = zone, t, None, None, None
+    waiting = _waiting(tx, zone, t, window_s)
+    row.session_id = waiting.id if waiting is not None else None
+    tx.flush()
+    return row
+
+
+def adopt_early_tracks(tx: Session, session: SessionRow, *, window_s: float) -> list[TrackRow]:
+    """Bind to a just-opened `session` the anonymous tracks that came through its gate within
+    `window_s` after its code was read (their events reached us before the code's)."""
+    seats = session.party - len(bound_tracks(tx, session.id))
+    if seats <= 0:
+        return []
+    early = tx.scalars(
+        select(TrackRow)
+        .where(TrackRow.zone == session.gate, TrackRow.session_id.is_(None),
+               TrackRow.entered_t >= session.entered_t, TrackRow.entered_t <= session.entered_t + window_s)
+        .order_by(TrackRow.entered_t, TrackRow.id)
+        .limit(seats)
+    ).all()
+    for row in early:
+        row.session_id = session.id
+    tx.flush()
+    return list(early)
+
+
+def track_left(tx: Session, *, camera: str, track: int, zone: str, t: float) -> TrackRow | None:
+    """Track `track` of `camera` left through exit zone `zone`; None if it never came in."""
+    row = tx.scalars(select(TrackRow).where(TrackRow.camera == camera, TrackRow.track == track)).first()
+    if row is None:
+        return None
+    row.left_t, row.left_zone = t, zone
+    tx.flush()
+    return row
+
+
+def everyone_left(tx: Session, session: str) -> bool:
+    """Whether every person bound to `session` has left (for a party of one: that person)."""
+    tracks = bound_tracks(tx, session)
+    return bool(tracks) and all(row.left_t is not None for row in tracks)
+
+
+def sessions_inside(tx: Session, t: float) -> list[SessionRow]:
+    """Sessions open at `t` (admitted by then and not yet left), oldest first."""
+    return list(tx.scalars(
+        select(SessionRow)
+        .where(SessionRow.state == "open", SessionRow.entered_t <= t)
+        .order_by(SessionRow.entered_t, SessionRow.id)
+    ))
