@@ -1,0 +1,89 @@
+"""Small factories for the store runtime's tests: a store built in code, entry codes signed with
+its key, node events with stable ids, a clock the test moves, a runtime on a SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from store_runtime.config import Catalog, Product, Store, StoreConfig
+from store_runtime.db import Database, open_database
+from store_runtime.events import EntryRead, ShelfAction, TrackZone, event_id
+from store_runtime.payments import DeclineRule, LocalProvider
+from store_runtime.runtime import RuntimeSettings, StoreRuntime
+from vision.entry_code import EntryClaims, make_code
+from vision.gtin import complete_gtin13
+
+KEY_HEX = "d4dc9c4b91445788294f15cb744f3ad6a76986685914dad26bf190027fca64fc"
+STORE_ID = "test-store-01"
+T0 = 1_795_300_000.0  # the store clock at the start of every test: 2026-11-22, well before EXP
+EXP = 1_795_400_000
+
+MILK = complete_gtin13("300000000001")
+BREAD = complete_gtin13("300000000002")
+JAM = complete_gtin13("300000000003")
+PRICES = {MILK: 120, BREAD: 250, JAM: 459}
+
+
+def make_store(root: Path = Path(".")) -> Store:
+    square = [[0, 0], [100, 0], [100, 100], [0, 100]]
+    config = StoreConfig.model_validate({
+        "version": 1, "store_id": STORE_ID, "currency": "EUR", "entry_key": KEY_HEX, "catalog": "catalog.csv",
+        "gates": {"entry-1": {"kind": "entry"}, "exit-1": {"kind": "exit"}},
+        "cameras": {
+            "gate": {"role": "gate", "gate": "entry-1", "size": [640, 480], "fps": 15},
+            "aisle": {"role": "shelf", "size": [1280, 720], "fps": 15,
+                      "zones": {"entry-1": square, "exit-1": [[1180, 0], [1280, 0], [1280, 100], [1180, 100]]}},
+        },
+    })
+    products = {g: Product(gtin=g, name=f"product {g}", price_cents=p, images=()) for g, p in PRICES.items()}
+    return Store(config=config, catalog=Catalog(products=products), root=root)
+
+
+def code(cid: str = "c-0001", jti: str | None = None, *, party: int = 1, exp: int = EXP, sid: str = STORE_ID,
+         key_hex: str = KEY_HEX) -> str:
+    return make_code(bytes.fromhex(key_hex), EntryClaims(cid, jti or f"jti-{cid}", sid, exp, party))
+
+
+class Clock:
+    """The store clock, moved by the test."""
+
+    def __init__(self, t: float = T0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> float:
+        self.t += seconds
+        return self.t
+
+
+def entry_read(text: str, t: float, *, gate: str = "entry-1", admitted: bool = True) -> EntryRead:
+    # `admitted` is what the node claims; the runtime checks the code itself.
+    return EntryRead(id=event_id("gate", "entry", t, text), t=t, camera="gate", gate=gate, code=text,
+                     admitted=admitted, detail="as the node saw it")
+
+
+def entered(track: int, t: float, *, camera: str = "aisle", zone: str = "entry-1") -> TrackZone:
+    return TrackZone(id=event_id(camera, "entered", track, zone, t), t=t, camera=camera, kind="entered",
+                     track=track, zone=zone)
+
+
+def exited(track: int, t: float, *, camera: str = "aisle", zone: str = "exit-1") -> TrackZone:
+    return TrackZone(id=event_id(camera, "exited", track, zone, t), t=t, camera=camera, kind="exited",
+                     track=track, zone=zone)
+
+
+def shelf(track: int, action: str, gtin: str, t: float, *, qty: int = 1, confidence: float = 0.95,
+          slot: str = "A1", camera: str = "aisle", **extra: object) -> ShelfAction:
+    return ShelfAction(id=event_id(camera, "shelf", slot, action, round(t, 3), track, gtin), t=t, camera=camera,
+                       action=action, track=track, gtin=gtin, qty=qty, slot=slot, confidence=confidence, **extra)
+
+
+def open_runtime(tmp_path: Path, *, clock: Clock | None = None, decline: DeclineRule | None = None,
+                 db: Database | None = None, name: str = "store.db", **settings: object) -> StoreRuntime:
+    db = db or open_database(f"sqlite:///{tmp_path / name}")
+    clock = clock or Clock()
+    provider = LocalProvider(db, decline=decline, clock=clock)
+    return StoreRuntime(db, make_store(tmp_path), provider=provider, clock=clock,
+                        settings=RuntimeSettings(**settings))
