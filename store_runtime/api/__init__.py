@@ -1,0 +1,113 @@
+"""The exit-gate API (SPEC section 7) and the operators' routes, as a FastAPI app.
+
+Nothing happens at import: `create_app(settings)` builds the app, and the store runtime (store
+files, database, payment provider) is either handed to it — `walkout serve` opens it first, so a
+wrong store.yaml is a one-line error before any port is opened — or opened by the app's lifespan.
+
+Routes (one router per resource, in `routes/`):
+
+| route | who | what |
+|---|---|---|
+| POST /v1/entries | gate | an entry code read: 201 session; 401/403/409/410/422 refusals |
+| POST /v1/exits (+ Idempotency-Key) | gate | close and charge: 200 receipt, 402, 404, 409, 422 |
+| GET /v1/sessions/{session} | gate, operator | the live basket |
+| GET /v1/receipts/{session} | gate, operator | the receipt after exit |
+| GET /v1/receipts | operator | every receipt |
+| POST /v1/events | node | camera-node events, applied once each by id |
+| GET /v1/reviews, POST /v1/reviews/{id}/decision | operator | the review queue |
+| POST /v1/disputes | operator | a customer contests a receipt line |
+| GET /healthz | anyone | up, database answering |
+| GET /metrics | operator (or anyone, if public) | Prometheus text |
+
+Each call of the runtime is its own database transaction (an exit is a few, by design: the charge
+row is committed before the provider is asked); errors are JSON (`errors.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from store_runtime.api.errors import install_handlers
+from store_runtime.api.metrics import Metrics
+from store_runtime.api.middleware import JsonLogFormatter, RequestLog
+from store_runtime.api.routes import entries, events, exits, health, reviews, sessions
+from store_runtime.api.settings import ApiSettings, load_store_for
+from store_runtime.db import Database, open_database
+from store_runtime.payments import PaymentProvider
+from store_runtime.runtime import RuntimeSettings, StoreRuntime
+
+__all__ = ["ApiSettings", "configure_logging", "create_app", "open_runtime"]
+
+log = logging.getLogger("walkout.api")
+
+API_VERSION = "1"
+
+
+def open_runtime(settings: ApiSettings, *, provider: Callable[[Database], PaymentProvider] | None = None,
+                 clock: Callable[[], float] = time.time, runtime_settings: RuntimeSettings | None = None
+                 ) -> StoreRuntime:
+    """The store runtime `settings` describe: store files, then the database (migrated), then the
+    payment provider (`provider(db)`, default the local one); charges a crash left pending are
+    finished. Raises ConfigError / ValueError naming what is wrong."""
+    store = load_store_for(settings)
+    db = open_database(settings.db_url)
+    try:
+        runtime = StoreRuntime(db, store, provider=provider(db) if provider else None, clock=clock,
+                               settings=runtime_settings)
+        try:
+            finished = runtime.recover()
+        except Exception:  # the provider away at boot: the first retry of each exit finishes its charge
+            log.warning("could not finish the charges left pending at boot", exc_info=True)
+        else:
+            if finished:
+                log.info("finished %d charges and refunds left pending", finished)
+    except Exception:
+        db.close()
+        raise
+    return runtime
+
+
+def create_app(settings: ApiSettings, *, runtime: StoreRuntime | None = None) -> FastAPI:
+    """The API app. With `runtime`, the app serves it (and leaves closing it to the caller);
+    without, the app opens one from `settings` when it starts and closes it when it stops."""
+    metrics = Metrics(lambda: getattr(app.state, "runtime", None))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if runtime is not None:
+            yield
+            return
+        app.state.runtime = open_runtime(settings)
+        try:
+            yield
+        finally:
+            app.state.runtime.db.close()
+
+    app = FastAPI(title="walkout store runtime", version=API_VERSION, lifespan=lifespan,
+                  description="The exit-gate API of SPEC section 7 and the operators' routes. Every /v1 call "
+                              "carries `Authorization: Bearer <credential>` (walkout credentials add).")
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.runtime = runtime
+    install_handlers(app)
+    app.add_middleware(RequestLog, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    for module in (entries, exits, sessions, events, reviews, health):
+        app.include_router(module.router)
+    return app
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """JSON lines on stderr for walkout's loggers and uvicorn's (its access log is off: ours says more)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter())
+    for name in ("walkout", "uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False

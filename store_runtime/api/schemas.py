@@ -1,0 +1,223 @@
+"""Request and response bodies of the API (SPEC section 7), kept apart: inputs refuse unknown
+fields and bound every string and number, so nothing a client sends reaches the runtime in a shape
+it does not expect; outputs say exactly what goes back (the OpenAPI document is built from them).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from store_runtime.events import EntryRead, NodeEvent, ShelfAction, TrackZone
+
+__all__ = [
+    "DisputeIn",
+    "EntryIn",
+    "EntryOut",
+    "ErrorOut",
+    "EventsIn",
+    "EventsOut",
+    "ExitIn",
+    "HealthOut",
+    "LineOut",
+    "ReceiptOut",
+    "RefundOut",
+    "ResolveIn",
+    "ReviewOut",
+    "SessionOut",
+]
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # gate, camera and session names (as store.yaml's ids)
+MAX_CODE_CHARS = 4096  # a real entry code is ~250; longer ones are refused as malformed up to this
+MAX_EVENTS = 500
+MAX_INT = 2**31 - 1  # what every integer column holds on every backend
+MAX_T = 1e11  # Unix seconds: year 5138; anything later is a mistake
+
+
+def _sound_text(value: str) -> str:
+    # JSON may carry lone surrogates ("\ud800") that no database or hash can encode, and NUL that
+    # PostgreSQL refuses in text.
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def _text(max_length: int, min_length: int = 0) -> Any:
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length),
+                     AfterValidator(_sound_text)]
+
+
+Code = _text(MAX_CODE_CHARS)
+Note = _text(500)
+Words = _text(300, min_length=1)
+Name = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+Gtin = Annotated[str, StringConstraints(pattern=r"^\d{8,14}$")]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+
+
+class EntryIn(_In):
+    """A gate's scanner read an entry code."""
+
+    gate: Name = Field(description="The entry gate that read it (the credential's own gate).")
+    code: Code = Field(description="The QR code's text, WO1.<payload>.<sig> (SPEC section 4).")
+
+
+class ExitIn(_In):
+    """A shopper walks out through a gate."""
+
+    gate: Name = Field(description="The exit gate (the credential's own gate).")
+    session: Name = Field(description="The session leaving, as POST /v1/entries answered it.")
+
+
+def _sound_event(event: EntryRead | TrackZone | ShelfAction) -> EntryRead | TrackZone | ShelfAction:
+    # The event types say what an event is; here is what the API lets into the database.
+    if not math.isfinite(event.t) or not 0 <= event.t <= MAX_T:
+        raise ValueError(f"t: expected finite Unix seconds between 0 and {MAX_T:.0f}")
+    for name, value in event.model_dump().items():
+        if isinstance(value, str):
+            if len(value) > MAX_CODE_CHARS:
+                raise ValueError(f"{name}: expected at most {MAX_CODE_CHARS} characters")
+            _sound_text(value)
+        elif isinstance(value, int) and not isinstance(value, bool) and not -1 <= value <= MAX_INT:
+            raise ValueError(f"{name}: expected a whole number from -1 to {MAX_INT}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name}: expected a finite number")
+    return event
+
+
+class EventsIn(_In):
+    """Events of one camera node, oldest first; each is applied once, by its id."""
+
+    events: list[Annotated[NodeEvent, AfterValidator(_sound_event)]] = Field(
+        min_length=1, max_length=MAX_EVENTS, description="EntryRead, TrackZone or ShelfAction events (by `kind`).")
+
+
+class ResolveIn(_In):
+    """An operator's decision on a review."""
+
+    decision: Literal["accept", "reject"]
+    note: Note = Field(default="", description="Why, for the record.")
+    session: Name | None = Field(default=None, description="shelf/anonymous accept: the session it belongs to, "
+                                                           "if not the one the system believed.")
+    gtin: Gtin | None = Field(default=None, description="shelf accept: the product, if the camera got it wrong.")
+    qty: int | None = Field(default=None, ge=1, le=99, description="shelf accept: the quantity, if wrong.")
+
+
+class DisputeIn(_In):
+    """A customer contests a line of a charged receipt."""
+
+    session: Name
+    gtin: Gtin
+    qty: int = Field(ge=1, le=99)
+    reason: Words = Field(description="What the customer says.")
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs
+
+
+class ErrorOut(_Out):
+    """Every error: a code to branch on, a sentence for people; `fields` for a request that failed
+    validation, `request_id` for an unexpected error."""
+
+    error: str
+    detail: str
+    fields: list[dict[str, str]] | None = None
+    request_id: str | None = None
+
+
+class EntryOut(_Out):
+    session: str
+    customer: str
+    party: int
+
+
+class LineOut(_Out):
+    gtin: str
+    qty: int
+    unit_cents: int
+
+
+class SessionOut(_Out):
+    """A session and its live basket. `status`: open (inside), review, charging, charged, declined
+    (left, payment declined: open for a person to settle)."""
+
+    session: str
+    customer: str
+    party: int
+    gate: str
+    entered_t: float
+    exited_t: float | None
+    status: str
+    lines: list[LineOut]
+    total_cents: int
+    version: int = Field(description="Rises with every basket event.")
+    currency: str
+    tracks: int = Field(description="People bound to the session so far.")
+    open_reviews: int = Field(description="Open reviews that hold its charge.")
+
+
+class RefundOut(_Out):
+    id: str
+    amount_cents: int
+    state: str
+
+
+class ReceiptOut(_Out):
+    """The receipt of SPEC section 5 (times in Unix seconds), with the exit charge's id."""
+
+    customer: str
+    session: str
+    entered_t: float
+    exited_t: float | None
+    lines: list[LineOut]
+    total_cents: int
+    status: Literal["charged", "review", "open"]
+    charge: str | None = Field(description="The exit charge's id once captured (None for a basket of 0).")
+    currency: str
+    charged_cents: int
+    refunded_cents: int
+    refunds: list[RefundOut]
+
+
+class EventsOut(_Out):
+    received: int = Field(description="Events in the request; each was applied, or had been before.")
+
+
+class ReviewOut(_Out):
+    id: str
+    kind: Literal["shelf", "anonymous", "dispute"]
+    status: Literal["open", "accepted", "rejected"]
+    t: float
+    session: str | None
+    customer: str | None
+    candidates: list[str]
+    reasons: list[str]
+    codes: list[str]
+    event: dict[str, Any]
+    decided_by: str | None
+    decided_t: float | None
+    note: str | None
+    applied_session: str | None
+
+
+class HealthOut(_Out):
+    status: Literal["ok"]
+    store: str
