@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -138,6 +138,9 @@ class LocalProvider:
 
     def authorise(self, *, key: str, customer: str, amount_cents: int, currency: str) -> Authorisation:
         _check_amount(amount_cents)
+        return _once(lambda: self._authorise(key, customer, amount_cents, currency))
+
+    def _authorise(self, key: str, customer: str, amount_cents: int, currency: str) -> Authorisation:
         with self.db.transaction() as tx:
             row = _same_or_none(tx, key, op="authorise", customer=customer, amount_cents=amount_cents,
                                 currency=currency)
@@ -151,10 +154,15 @@ class LocalProvider:
 
     def capture(self, *, key: str, authorisation: str, amount_cents: int) -> Capture:
         _check_amount(amount_cents)
+        return _once(lambda: self._capture(key, authorisation, amount_cents))
+
+    def _capture(self, key: str, authorisation: str, amount_cents: int) -> Capture:
         with self.db.transaction() as tx:
+            # The hold is locked before anything is read: concurrent captures of it (a retry racing
+            # its first try, or another key) queue here and each then sees what the other wrote.
+            auth = tx.get(LedgerRow, authorisation, with_for_update=True)
             row = _same_or_none(tx, key, op="capture", parent=authorisation, amount_cents=amount_cents)
             if row is None:
-                auth = tx.get(LedgerRow, authorisation)
                 if auth is None or auth.op != "authorise" or not auth.ok:
                     raise PaymentError(f"capture {key!r}: no accepted authorisation {authorisation!r}")
                 if amount_cents > auth.amount_cents:
@@ -171,10 +179,13 @@ class LocalProvider:
 
     def refund(self, *, key: str, capture: str, amount_cents: int) -> Refund:
         _check_amount(amount_cents)
+        return _once(lambda: self._refund(key, capture, amount_cents))
+
+    def _refund(self, key: str, capture: str, amount_cents: int) -> Refund:
         with self.db.transaction() as tx:
+            cap = tx.get(LedgerRow, capture, with_for_update=True)  # refunds of one capture queue up (as above)
             row = _same_or_none(tx, key, op="refund", parent=capture, amount_cents=amount_cents)
             if row is None:
-                cap = tx.get(LedgerRow, capture)
                 if cap is None or cap.op != "capture":
                     raise PaymentError(f"refund {key!r}: no capture {capture!r}")
                 refunded = sum(r.amount_cents for r in tx.scalars(
@@ -201,6 +212,18 @@ class LocalProvider:
             rows = tx.scalars(select(LedgerRow).where(LedgerRow.customer == customer,
                                                       LedgerRow.op.in_(("capture", "refund")))).all()
             return sum(r.amount_cents if r.op == "capture" else -r.amount_cents for r in rows)
+
+
+_T = TypeVar("_T")
+
+
+def _once(operation: Callable[[], _T]) -> _T:
+    """Run a ledger operation; if the same key was written by a concurrent call between our read
+    and our insert, run it again: it now finds that row and answers with it."""
+    try:
+        return operation()
+    except IntegrityError:
+        return operation()
 
 
 def _check_amount(amount_cents: int) -> None:
@@ -260,7 +283,7 @@ def claim_key(tx: Session, key: str, body_hash: str, *, now: float, lease_s: flo
     """
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_CHARS:
         raise ValueError(f"Idempotency-Key: expected 1 to {MAX_KEY_CHARS} characters, got {len(key)}")
-    row = tx.get(IdempotencyRow, key, with_for_update=True)
+    row = tx.get(IdempotencyRow, key, with_for_update=True, populate_existing=True)
     if row is None:
         row = IdempotencyRow(key=key, request_sha256=body_hash, state="in_flight", status=None, response=None,
                              session_id=None, charge_id=None, created_t=now, claimed_t=now)

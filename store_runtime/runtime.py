@@ -781,7 +781,7 @@ class StoreRuntime:
                 raise
         now = self.clock()
         with self.db.transaction() as tx:
-            charge = tx.get(ChargeRow, charge_id, with_for_update=True)
+            charge = tx.get(ChargeRow, charge_id, with_for_update=True, populate_existing=True)
             assert charge is not None
             session = self._locked(tx, charge.session_id)
             if charge.state == "pending" and outcome is not None:
@@ -887,7 +887,8 @@ class StoreRuntime:
 
     @staticmethod
     def _locked(tx: Session, session_id: str) -> SessionRow:
-        row = tx.get(SessionRow, session_id, with_for_update=True)
+        # populate_existing: a copy read earlier in this transaction may be stale by the time we hold the lock.
+        row = tx.get(SessionRow, session_id, with_for_update=True, populate_existing=True)
         if row is None:
             raise NotFound(f"no session {session_id!r}")
         return row

@@ -347,3 +347,31 @@ def test_empty_basket_is_charged_nothing(tmp_path: Path) -> None:
     receipt = runtime.receipts()[0]
     assert (receipt.status, receipt.lines, receipt.total_cents, receipt.charge) == ("charged", (), 0, None)
     assert runtime.provider.ledger() == []
+
+
+def test_concurrent_exits_from_many_threads_charge_once(tmp_path: Path) -> None:
+    # The API serves requests on a thread pool: a gate's retries and a second gate's request race
+    # each other and the camera's exit. Whatever interleaving SQLite's lock allows, one charge.
+    import threading
+
+    runtime, session, _ = shopped(tmp_path)
+    body = {"gate": "exit-1", "session": session}
+    answers: list[tuple[int, dict]] = []
+    errors: list[BaseException] = []
+
+    def request(key: str) -> None:
+        try:
+            answers.append(runtime.exit_request("exit-1", session, key=key, body=body))
+        except BaseException as e:  # collected for the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=request, args=(f"k-{i % 3}",)) for i in range(9)]
+    threads.append(threading.Thread(target=lambda: runtime.apply(exited(1, T0 + 20))))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert {status for status, _ in answers} <= {200, 409}
+    assert captures(runtime) == [370]
+    assert {answer["charge"] for status, answer in answers if status == 200} == {runtime.receipt(session).charge}
