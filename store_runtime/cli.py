@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,6 +95,50 @@ def _cmd_score(args: argparse.Namespace) -> int:
                            wall_seconds=None, recorded_seconds=None)
     write_metrics(args.out / "metrics.json", metrics)
     print(json.dumps({k: v for k, v in metrics.items() if k != "details"}, sort_keys=True))
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """The store runtime on its own: settings, store files, database, then the HTTP API (SPEC section 7)."""
+    import uvicorn
+    from sqlalchemy.exc import OperationalError
+
+    from store_runtime.api import configure_logging, create_app, open_runtime
+    from store_runtime.api.settings import ApiSettings
+
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port: expected 1 to 65535, got {args.port}")
+    settings = ApiSettings.from_env(store=args.store, db_url=args.db)
+    configure_logging()
+    try:
+        runtime = open_runtime(settings)
+    except OperationalError as exc:  # the database cannot be reached or opened
+        raise UserError(f"database {settings.db_url.split('@')[-1]}: {exc.orig}") from exc
+    try:
+        app = create_app(settings, runtime=runtime)
+        print(f"walkout serve: store {runtime.store.config.store_id} on http://{args.host}:{args.port} "
+              f"(API document: /docs, /openapi.json)", file=sys.stderr, flush=True)
+        uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False,
+                    server_header=False, timeout_graceful_shutdown=10)
+    finally:
+        runtime.db.close()
+    return 0
+
+
+def _cmd_credentials(args: argparse.Namespace) -> int:
+    """A new bearer credential, printed once; only its hash is kept."""
+    import time
+
+    from store_runtime.db import DEFAULT_URL, add_credential, open_database
+
+    db = open_database(args.db or os.environ.get("WALKOUT_DB") or DEFAULT_URL)
+    try:
+        token = add_credential(db, args.role, args.name, t=time.time())
+    finally:
+        db.close()
+    print(token)
+    print(f"walkout credentials: {args.role} credential {args.name!r} made; this is the only time it is shown",
+          file=sys.stderr)
     return 0
 
 
@@ -324,6 +369,23 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--detect-every", type=int, default=3, help="run the detector at least every k-th frame")
     node.add_argument("--out", type=Path, help="write events here instead of stdout")
     node.set_defaults(func=_cmd_node)
+
+    serve = sub.add_parser("serve", help="the store runtime: the exit-gate API (SPEC section 7) and operators' routes")
+    serve.add_argument("--store", type=Path, help="store.yaml of the store (or WALKOUT_STORE)")
+    serve.add_argument("--db", help="database URL: sqlite:///PATH (default sqlite:///walkout.db) or postgresql://... "
+                                    "(or WALKOUT_DB)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    serve.set_defaults(func=_cmd_serve)
+
+    creds = sub.add_parser("credentials", help="bearer credentials of the API")
+    creds_sub = creds.add_subparsers(dest="action", required=True)
+    add = creds_sub.add_parser("add", help="make a credential and print it once (only its hash is stored); name a "
+                                           "gate's after its gate and a node's after its camera")
+    add.add_argument("--role", required=True, choices=["gate", "node", "operator"])
+    add.add_argument("--name", required=True, help="gate name, camera id, or the operator's name")
+    add.add_argument("--db", help="database URL (default: WALKOUT_DB, else sqlite:///walkout.db)")
+    add.set_defaults(func=_cmd_credentials)
 
     code = sub.add_parser("entry-code", help="make a WO1 entry code for a test store (what the shopper app shows)")
     code.add_argument("--store", type=Path, required=True, help="store.yaml")

@@ -38,9 +38,9 @@ class _StoreGauges(Collector):
         try:
             with runtime.db.transaction() as tx:
                 by_state = dict(tx.execute(select(SessionRow.state, func.count()).group_by(SessionRow.state))
-                                .tuples().all())
+                                .all())
                 reviews = dict(tx.execute(select(ReviewRow.kind, func.count()).where(ReviewRow.state == "open")
-                                          .group_by(ReviewRow.kind)).tuples().all())
+                                          .group_by(ReviewRow.kind)).all())
         except Exception:  # a scrape must not fail because the database is away for a moment
             log.warning("metrics: the database could not be read", exc_info=True)
             return

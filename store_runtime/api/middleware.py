@@ -81,8 +81,11 @@ class RequestLog:
             self._record(scope, status, time.perf_counter() - started, request_id)
 
     def _record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
-        route = scope.get("route")
-        template = getattr(route, "path", None) or "unmatched"
+        # The route's template, never the path's values (one series per route, not per session). A few
+        # of FastAPI's own routes (/openapi.json, /docs) leave no template: their paths are fixed.
+        template = getattr(scope.get("route"), "path", None)
+        if not isinstance(template, str):
+            template = scope.get("path", "?")[:100] if status < 400 else "unmatched"
         method = scope.get("method", "?")
         self.metrics.requests.labels(method, template, str(status)).inc()
         self.metrics.latency.labels(method, template).observe(seconds)
