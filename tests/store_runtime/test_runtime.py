@@ -218,3 +218,56 @@ def test_replay_outputs_follow_spec_5_and_are_the_same_bytes_every_run(tmp_path:
     assert [(e["customer"], e["action"], e["gtin"]) for e in events] == [
         ("c-0001", "pick", MILK), ("c-0001", "pick", JAM), ("c-0002", "pick", BREAD), ("c-0002", "put", BREAD),
         (None, "pick", MILK), ("c-0001", "pick", JAM)]
+
+
+# ------------------------------------------------------------------------------------ the samples' truth
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_videos"
+
+
+def perfect_node_events(truth: dict, start: float) -> list:
+    """The events a camera node that never errs would send for a sample: each code read at its
+    scan time, each person through the entry zone 3 s later, every true pick and put by that
+    person, each person out through the exit zone when the truth says the customer left."""
+    events, tracks = [], {}
+    for customer in truth["customers"]:
+        events.append(entry_read(customer["token"], start + customer["entered_t"]))
+        tracks[customer["customer"]] = list(range(len(tracks) * 10 + 1, len(tracks) * 10 + 1 + customer["party"]))
+        for k, track in enumerate(tracks[customer["customer"]]):
+            events.append(entered(track, start + customer["entered_t"] + 3 + 0.4 * k))
+            events.append(exited(track, start + customer["exited_t"]))
+    for refused in truth.get("refused", []):
+        events.append(entry_read(refused["token"], start + refused["t"]))
+        tracks[None] = [99]
+        events.append(entered(99, start + refused["t"] + 3))
+    for e in truth["events"]:
+        events.append(shelf(tracks[e["customer"]][0], e["action"], e["gtin"], start + e["t"], qty=e["qty"],
+                            slot=e["slot"]))
+    return sorted(events, key=lambda e: (e.t, e.id))
+
+
+@pytest.mark.parametrize("sample", sorted(p.parent.name for p in SAMPLES.glob("*/truth.json")))
+def test_perfect_node_on_every_sample_scores_perfectly(tmp_path: Path, sample: str) -> None:
+    # The runtime's half of SPEC section 6: given exactly the true events, every receipt is right,
+    # every charge exact, every basket event matched (the refused bearer's pick under `null`).
+    from store_runtime.config import load_scenario
+    from store_runtime.db import open_database
+    from store_runtime.scoring import charge_error_cents, event_f1, receipt_accuracy
+
+    scenario = load_scenario(SAMPLES / sample)
+    truth = json.loads((SAMPLES / sample / "truth.json").read_text())
+    now = [scenario.start_unix]
+    runtime = StoreRuntime(open_database(f"sqlite:///{tmp_path / 'replay.db'}"), scenario.store,
+                           clock=lambda: now[0])
+    for event in perfect_node_events(truth, scenario.start_unix):
+        now[0] = event.t
+        runtime.apply(event)
+    runtime.finish(now[0] + 1)
+    receipts = [r.to_spec(scenario.start_unix) for r in runtime.receipts()]
+    events = [e.to_spec(scenario.start_unix) for e in runtime.basket_events()]
+    prices = {gtin: p.price_cents for gtin, p in scenario.store.catalog.products.items()}
+    assert receipt_accuracy(truth["customers"], receipts) == 1.0
+    assert charge_error_cents(truth["customers"], receipts, prices) == 0
+    assert event_f1(truth["events"], events).f1 == 1.0
+    assert all(r["status"] == "charged" for r in receipts)
+    assert [e.reason for e in runtime.entries() if not e.admitted] == [r["reason"] for r in truth["refused"]]
