@@ -28,6 +28,7 @@ __all__ = [
     "charge_error_cents",
     "event_f1",
     "face_recall",
+    "frame_face_recall",
     "read_faces",
     "realtime_factor",
     "receipt_accuracy",
@@ -393,6 +394,39 @@ def _laplacian_variance(frame: np.ndarray, box: Box) -> float:
     return float(cv2.Laplacian(gray, cv2.CV_64F).var())
 
 
+def frame_face_recall(
+    original: np.ndarray,
+    private: np.ndarray | None,
+    boxes: Iterable[tuple[float, float, float, float]],
+    min_height: int = 12,
+    min_variance: float = 10.0,
+    max_ratio: float = 0.20,
+) -> FaceRecall:
+    """SPEC section 6's rule on one picture: which of `boxes` (x1, y1, x2, y2) the private picture
+    anonymizes. `face_recall` applies it to every frame of a video; a benchmark on still photos calls
+    it directly. A private picture that is missing or of another size anonymizes nothing; `missed`
+    holds (0, box) pairs."""
+    if private is not None and private.shape[:2] != original.shape[:2]:
+        private = None
+    height, width = original.shape[:2]
+    anonymized, total, missed = 0, 0, []
+    for raw in boxes:
+        if raw[3] - raw[1] < min_height:
+            continue
+        box = _clip_box(raw, width, height)
+        before = _laplacian_variance(original, box)
+        if before < min_variance:
+            continue
+        total += 1
+        after = None if private is None else _laplacian_variance(private, box)
+        if after is not None and after <= max_ratio * before:
+            anonymized += 1
+        else:
+            missed.append((0, box))
+    return FaceRecall(anonymized=anonymized, total=total,
+                      recall=1.0 if total == 0 else anonymized / total, missed=missed)
+
+
 def face_recall(
     original_video: Path,
     private_video: Path | None,
@@ -443,22 +477,9 @@ def face_recall(
                 ok, private_frame = private.read()
                 if not ok:
                     private, private_frame = None, None
-            if private_frame is not None and private_frame.shape[:2] != frame.shape[:2]:
-                private_frame = None
-            height, width = frame.shape[:2]
-            for raw in boxes:
-                if raw[3] - raw[1] < min_height:
-                    continue
-                box = _clip_box(raw, width, height)
-                before = _laplacian_variance(frame, box)
-                if before < min_variance:
-                    continue
-                total += 1
-                after = None if private_frame is None else _laplacian_variance(private_frame, box)
-                if after is not None and after <= max_ratio * before:
-                    anonymized += 1
-                else:
-                    missed.append((index, box))
+            result = frame_face_recall(frame, private_frame, boxes, min_height, min_variance, max_ratio)
+            anonymized, total = anonymized + result.anonymized, total + result.total
+            missed += [(index, box) for _, box in result.missed]
     finally:
         original.release()
         if private_capture is not None:
