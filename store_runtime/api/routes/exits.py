@@ -14,6 +14,7 @@ from store_runtime.api.schemas import ErrorOut, ExitIn, ReceiptOut
 from store_runtime.payments import MAX_KEY_CHARS, PaymentError
 
 router = APIRouter(prefix="/v1/exits", tags=["exits"])
+CAMERA_KEYS = "camera:"
 
 IdempotencyKey = Annotated[str, Header(
     alias="Idempotency-Key",
@@ -22,7 +23,8 @@ IdempotencyKey = Annotated[str, Header(
 
 
 @router.post("", response_model=ReceiptOut, responses={
-    400: {"model": ErrorOut, "description": "the Idempotency-Key is empty, too long or not printable ASCII"},
+    400: {"model": ErrorOut, "description": "the Idempotency-Key is empty, too long, not printable ASCII, or "
+                                            "one of the runtime's own (camera:...)"},
     402: {"model": ErrorOut, "description": "payment declined: the session stays open for a person to settle"},
     404: {"model": ErrorOut, "description": "no such session"},
     409: {"model": ErrorOut, "description": "a request with this Idempotency-Key is still in flight"},
@@ -35,11 +37,7 @@ def post_exit(body: ExitIn, key: IdempotencyKey, gate: GateDep, runtime: Runtime
     """Close the session and charge its basket. 200 answers the receipt (with the charge's id);
     the first answer to a key (200 or 402) is stored and replayed to every retry with the same key
     and body for at least 24 hours."""
-    if not 1 <= len(key) <= MAX_KEY_CHARS or not (key.isascii() and key.isprintable()):
-        raise ApiError(400, "bad_idempotency_key", f"Idempotency-Key: expected 1 to {MAX_KEY_CHARS} printable "
-                                                   f"ASCII characters, got {len(key)} characters"
-                                                   + ("" if key.isascii() and key.isprintable() else
-                                                      " with others among them"))
+    _check_key(key)
     act_for_gate(gate, body.gate)
     try:
         status, answer = runtime.exit_request(body.gate, body.session, key=key, body=body.model_dump())
@@ -52,6 +50,19 @@ def post_exit(body: ExitIn, key: IdempotencyKey, gate: GateDep, runtime: Runtime
     content = json.dumps(answer if status == 200 else _error(answer), sort_keys=True, separators=(",", ":"),
                          ensure_ascii=False)
     return Response(content, status_code=status, media_type="application/json")
+
+
+def _check_key(key: str) -> None:
+    sound = key.isascii() and key.isprintable()
+    if not 1 <= len(key) <= MAX_KEY_CHARS or not sound:
+        raise ApiError(400, "bad_idempotency_key", f"Idempotency-Key: expected 1 to {MAX_KEY_CHARS} printable "
+                                                   f"ASCII characters, got {len(key)} characters"
+                                                   + ("" if sound else " with others among them"))
+    if key.startswith(CAMERA_KEYS):
+        # The runtime keys camera-detected exits "camera:<event id>"; a gate claiming one first would
+        # keep that exit from being charged.
+        raise ApiError(400, "bad_idempotency_key", f"Idempotency-Key: keys starting with {CAMERA_KEYS!r} are "
+                                                   "the runtime's own (camera-detected exits)")
 
 
 def _error(answer: dict[str, Any]) -> dict[str, Any]:

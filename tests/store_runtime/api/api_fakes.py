@@ -97,15 +97,17 @@ class Api:
 
 @contextlib.contextmanager
 def serve(tmp_path: Path, *, decline: DeclineRule | None = None, settings: dict[str, Any] | None = None,
-          runtime_settings: RuntimeSettings | None = None) -> Iterator[Api]:
-    """The sample store's API on a fresh SQLite file, with one credential of each kind."""
+          runtime_settings: RuntimeSettings | None = None,
+          provider_type: type[LocalProvider] = LocalProvider) -> Iterator[Api]:
+    """The sample store's API on a fresh SQLite file, with one credential of each kind; payments by
+    `provider_type` (a LocalProvider, or a test's subclass that fails or waits)."""
     url = f"sqlite:///{tmp_path / 'walkout.db'}"
     api_settings = ApiSettings(store=STORE_YAML, db_url=url, **(settings or {}))
     clock = Clock()
     providers: list[LocalProvider] = []
 
     def provider(db: Any) -> LocalProvider:
-        providers.append(LocalProvider(db, decline=decline, clock=clock))
+        providers.append(provider_type(db, decline=decline, clock=clock))
         return providers[-1]
 
     runtime = open_runtime(api_settings, provider=provider, clock=clock, runtime_settings=runtime_settings)

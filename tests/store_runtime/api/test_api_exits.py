@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from api_fakes import APPLE, OAT_MILK, Api, assert_error, serve
 
-from store_runtime.payments import claim_key, decline_customers, request_hash
+from store_runtime.payments import (
+    Authorisation,
+    LocalProvider,
+    PaymentError,
+    claim_key,
+    decline_customers,
+    request_hash,
+)
 
 
 def captures(api: Api) -> list[dict]:
@@ -104,8 +114,8 @@ def test_422_no_idempotency_key_names_the_header(api: Api) -> None:
     assert "Idempotency-Key" in body["detail"]
 
 
-@pytest.mark.parametrize("key", ["", "k" * 256, "clé-1", "a\tb"])
-def test_400_an_idempotency_key_that_is_empty_too_long_or_not_printable_ascii(api: Api, key: str) -> None:
+@pytest.mark.parametrize("key", ["", "k" * 256, "clé-1", "a\tb", "camera:0123456789abcdef01234567"])
+def test_400_an_idempotency_key_empty_too_long_not_printable_ascii_or_the_runtimes_own(api: Api, key: str) -> None:
     session = api.enter()
     r = api.client.post("/v1/exits", json={"gate": "exit-1", "session": session},
                         headers={**api.auth("exit-1"), "Idempotency-Key": key.encode()})
@@ -133,3 +143,57 @@ def test_401_without_a_credential(api: Api) -> None:
     session = api.enter()
     r = api.client.post("/v1/exits", json={"gate": "exit-1", "session": session}, headers={"Idempotency-Key": "k"})
     assert_error(r, 401, "unauthenticated")
+
+
+class OutageProvider(LocalProvider):
+    """A provider that is down until the test says otherwise."""
+
+    down = True
+
+    def authorise(self, **kwargs: Any) -> Authorisation:
+        if type(self).down:
+            raise PaymentError("connection refused by the card processor")
+        return super().authorise(**kwargs)
+
+
+def test_503_the_provider_down_then_a_retry_with_the_same_key_charges_once(tmp_path: Path) -> None:
+    with serve(tmp_path, provider_type=OutageProvider) as api:
+        session = api.enter()
+        api.pick(session)
+        OutageProvider.down = True
+        body = assert_error(api.exit(session, "k-outage"), 503, "payment_unavailable")
+        assert "Idempotency-Key" in body["detail"]
+        OutageProvider.down = False
+        first = api.exit(session, "k-outage")
+        assert first.status_code == 200 and first.json()["status"] == "charged"
+        assert api.exit(session, "k-outage").content == first.content
+        assert len(captures(api)) == 1 and api.provider.balance("c-0001") == 389
+
+
+class SlowProvider(LocalProvider):
+    """A provider whose authorisation waits for the test: the first exit request stays in flight."""
+
+    started = threading.Event()
+    release = threading.Event()
+
+    def authorise(self, **kwargs: Any) -> Authorisation:
+        type(self).started.set()
+        assert type(self).release.wait(30)
+        return super().authorise(**kwargs)
+
+
+def test_409_while_the_first_request_is_with_the_provider_then_its_answer(tmp_path: Path) -> None:
+    SlowProvider.started.clear()
+    SlowProvider.release.clear()
+    with serve(tmp_path, provider_type=SlowProvider) as api:
+        session = api.enter()
+        api.pick(session)
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(api.exit, session, "k-slow")
+            assert SlowProvider.started.wait(30)
+            assert_error(api.exit(session, "k-slow"), 409, "in_flight")
+            SlowProvider.release.set()
+            answer = first.result(timeout=30)
+        assert answer.status_code == 200
+        assert api.exit(session, "k-slow").content == answer.content
+        assert len(captures(api)) == 1
