@@ -22,7 +22,8 @@ The contract the HTTP API (SPEC section 7) and the replay harness (section 5) co
 
 Exits, charges and reviews:
 - A session exits when its gate sends `POST /v1/exits` or when every track bound to it has left
-  through an exit zone (a camera exit, keyed `camera:<event id>`); both take one path. An open
+  through an exit zone (a camera exit, keyed `camera:<event id>`, a namespace no request may
+  use); both take one path. An open
   review whose believed session is this one makes the receipt `review` and holds the charge;
   resolving the last one charges it.
 - A charge row is written (pending) in the transaction that claims the key and closes the
@@ -102,6 +103,7 @@ from store_runtime.sessions import (
 )
 
 __all__ = [
+    "CAMERA_KEY_PREFIX",
     "BasketEventView",
     "ChargeView",
     "EntryRefused",
@@ -119,6 +121,7 @@ __all__ = [
 ]
 
 DAY_S = 86_400.0
+CAMERA_KEY_PREFIX = "camera:"  # idempotency keys of camera-detected exits: the runtime's own namespace
 
 
 class RuntimeSettings(BaseModel):
@@ -399,7 +402,8 @@ class StoreRuntime:
             if session.state != "open" or not everyone_left(tx, session.id):
                 return _NOTHING
             body = {"gate": e.zone, "session": session.id, "event": e.id}
-            _, _, work = self._exit(tx, session, gate=e.zone, key=f"camera:{e.id}", body=body, exit_t=e.t, now=now)
+            _, _, work = self._exit(tx, session, gate=e.zone, key=CAMERA_KEY_PREFIX + e.id, body=body, exit_t=e.t,
+                                    now=now)
             return work
         return _NOTHING
 
@@ -633,9 +637,12 @@ class StoreRuntime:
         such session; 409 the key's first request is still in flight; 422 the key was used with
         another body, or `gate` is no exit gate. 200 and 402 are stored and replayed for
         `idempotency_retention_s`; 404 and 422 change nothing and are not stored. Raises ValueError
-        for a key that is empty or longer than 255 characters, and lets a provider's error out
-        (the key is released at once for a retry).
+        for a key that is empty, longer than 255 characters or in the runtime's own namespace
+        (`camera:`: a gate holding a camera exit's key would keep that exit from being charged),
+        and lets a provider's error out (the key is released at once for a retry).
         """
+        if isinstance(key, str) and key.startswith(CAMERA_KEY_PREFIX):
+            raise ValueError(f"Idempotency-Key: keys starting with {CAMERA_KEY_PREFIX!r} are the runtime's own")
         now = self._now(t)
         body_hash = request_hash(body)
         with self.db.transaction() as tx:

@@ -216,6 +216,17 @@ def test_unknown_session_answer_is_not_stored(tmp_path: Path) -> None:
     assert runtime.exit_request("exit-1", session, key="k", body={"session": session})[0] == 200
 
 
+def test_camera_exit_keys_are_the_runtimes_own(tmp_path: Path) -> None:
+    # A gate that claimed "camera:<event id>" first would make that camera exit a replay of its
+    # own request, and a shopper walking out unseen by the gate would never be charged.
+    runtime, session, _ = shopped(tmp_path)
+    event = exited(1, T0 + 20)
+    with pytest.raises(ValueError, match="runtime's own"):
+        runtime.exit_request("exit-1", "s_other", key=f"camera:{event.id}", body={"session": "s_other"})
+    runtime.apply(event)
+    assert runtime.receipt(session).status == "charged"
+
+
 def test_entry_gate_is_no_exit(tmp_path: Path) -> None:
     runtime, session, _ = shopped(tmp_path)
     status, answer = runtime.exit_request("entry-1", session, key="k", body={"session": session})
