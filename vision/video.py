@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 
@@ -11,13 +12,18 @@ import numpy as np
 class VideoWriter:
     """Writes BGR frames of one size to an H.264 MP4; use as a context manager."""
 
-    def __init__(self, path: Path, size: tuple[int, int], fps: int, crf: int = 26, preset: str = "veryfast") -> None:
+    def __init__(self, path: Path, size: tuple[int, int], fps: int | float | Fraction, crf: int = 26,
+                 preset: str = "veryfast", faststart: bool = False) -> None:
         import av  # heavy: imported when a video is written, not when walkout starts
 
         self.path = Path(path)
         self.size = size
-        self._container = av.open(str(self.path), mode="w")
-        self._stream = self._container.add_stream("libx264", rate=fps)
+        # faststart: the index (moov) goes before the data, so a browser plays the file while it loads.
+        options = {"movflags": "faststart"} if faststart else {}
+        self._container = av.open(str(self.path), mode="w", options=options)
+        # A camera's 29.97 fps is 30000/1001 exactly; a float rate would drift over a long recording.
+        rate = fps if isinstance(fps, int | Fraction) else Fraction(fps).limit_denominator(1001)
+        self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width, self._stream.height = size
         self._stream.pix_fmt = "yuv420p"
         # One thread and no scene-cut randomness: the same frames give the same bytes.
