@@ -322,6 +322,32 @@ def _cmd_bench_codes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_blur(args: argparse.Namespace) -> int:
+    from store_runtime.blur_files import BlurError, blur_file
+    from vision.inference.manifest import ModelError
+
+    try:
+        result = blur_file(args.input, args.out)
+    except (BlurError, ModelError) as exc:
+        raise UserError(str(exc)) from exc
+    print(json.dumps(result.as_dict()))
+    return 0
+
+
+def _cmd_bench_privacy(args: argparse.Namespace) -> int:
+    from store_runtime import bench_privacy
+
+    data = args.data if args.data is not None else _default_data_dir()
+    try:
+        result = bench_privacy.bench_privacy(args.samples, data, frames=args.frames, repeats=args.repeats,
+                                             deface_recall=args.deface_recall, speed=not args.no_speed,
+                                             log=lambda line: print(line, file=sys.stderr))
+    except bench_privacy.BenchError as exc:
+        raise UserError(str(exc)) from exc
+    print(json.dumps(result.as_dict()) if args.json else bench_privacy.format_table(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="walkout", description="An open checkout-free store.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -429,6 +455,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench_codes.add_argument("--limit", type=int, help="at most this many images a folder (a quick look)")
     bench_codes.add_argument("--json", action="store_true", help="print the result as one JSON object")
     bench_codes.set_defaults(func=_cmd_bench_codes)
+    privacy = bench_sub.add_parser("privacy", help="face recall (SPEC 6) on real photos and every sample camera, and "
+                                                   "ms per frame of our redactor against CenterFace on every frame")
+    privacy.add_argument("--samples", type=Path, default=SAMPLES_DIR, help="sample scenarios (default sample_videos)")
+    privacy.add_argument("--data", type=Path, help="real data folder (default ../shared/data): dlib photos, and the "
+                                                   "assets that rebuild the samples' true person boxes")
+    privacy.add_argument("--frames", type=int, default=60, help="consecutive frames timed at each size")
+    privacy.add_argument("--repeats", type=int, default=3, help="timed passes per way; the median is reported")
+    privacy.add_argument("--deface-recall", action="store_true", help="also score CenterFace on every full frame "
+                                                                      "on the samples (slow)")
+    privacy.add_argument("--no-speed", action="store_true", help="recall only")
+    privacy.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    privacy.set_defaults(func=_cmd_bench_privacy)
 
     codes = sub.add_parser("codes", help="read every barcode and QR code in images or videos (SPEC section 8)")
     codes.add_argument("files", nargs="+", type=Path, metavar="FILE", help="images or videos")
@@ -440,6 +478,11 @@ def build_parser() -> argparse.ArgumentParser:
     codes.add_argument("--min-reads", type=int, default=1,
                        help="videos: report a code only when read in at least this many frames")
     codes.set_defaults(func=_cmd_codes)
+
+    blur = sub.add_parser("blur", help="write a copy of an image or video with every face anonymized (SPEC section 8)")
+    blur.add_argument("input", type=Path, metavar="INPUT", help="image (.jpg, .png) or video (.mp4, .avi, .mkv, .mov)")
+    blur.add_argument("--out", type=Path, required=True, metavar="OUTPUT", help="the blurred copy, of the same kind")
+    blur.set_defaults(func=_cmd_blur)
     return parser
 
 
