@@ -1,21 +1,23 @@
 """The camera node: one camera's frames in, small typed events out.
 
     source -> detect (rate controlled) -> track -> codes (gate cameras) -> gates, shelf -> events -> bus
+                                                 -> redact -> sink (private video, live view)
 
 Detection is the expensive stage, so it runs every `detect_every` frames, and on frames between
 only when the picture moved (motion gating); the tracker carries tracks by motion in between.
 Every stage's time is counted (`timings`). Events get ids from what they say, so a replay gives
 the same ids every time; nothing here knows whether frames come from a file or a live camera.
+The only picture that leaves the node is what `redact` made of a frame (`vision.privacy`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
@@ -27,6 +29,9 @@ from vision.codes import CodeReader, Debouncer, ReaderOptions
 from vision.gates import EntryEvent, EntryWatcher, ZoneEvent, ZoneWatcher
 from vision.tracking import Tracker, TrackerConfig
 from vision.types import Detections, Frame, Tracks
+
+if TYPE_CHECKING:
+    from vision.privacy import RedactedFrame, Redactor
 
 
 class Detector(Protocol):
@@ -44,8 +49,10 @@ class ShelfStage(Protocol):
 @dataclass(frozen=True)
 class NodeConfig:
     detect_every: int = 3  # run the detector at least every k-th frame
-    # Mean absolute change of grey level (0-255) of a 1/8-scale picture since the last detection above
-    # which a frame between two scheduled detections is detected anyway: someone moved quickly.
+    # Mean absolute change of grey level (0-255) since the last detection, in the cell of an 8x4 grid
+    # that changed most, above which a frame between two scheduled detections is detected anyway:
+    # someone moved. Per cell, because a shopper walking in at the door is a small part of the frame,
+    # and a tentative track that misses detections while it moves is never confirmed.
     motion_threshold: float = 6.0
     codes_every: int = 1  # gate cameras: read codes on every k-th frame
     code_reads: int = 2  # a code counts after this many reads (debounce)
@@ -86,12 +93,16 @@ class CameraNode:
 
     def __init__(self, store: StoreConfig, camera: str, *, detector: Detector, bus: Bus,
                  config: NodeConfig | None = None, reader: CodeReader | None = None,
-                 shelf: ShelfStage | None = None) -> None:
+                 shelf: ShelfStage | None = None, redactor: Redactor | None = None,
+                 sink: Callable[[RedactedFrame], None] | None = None) -> None:
+        if sink is not None and redactor is None:
+            raise ValueError("a sink takes redacted frames only: give the node a redactor too")
         if camera not in store.cameras:
             raise ValueError(f"camera {camera!r} is not in the store's cameras {sorted(store.cameras)}")
         self.camera, self.spec = camera, store.cameras[camera]
         self.config = config or NodeConfig()
         self.detector, self.bus, self.shelf = detector, bus, shelf
+        self.redactor, self.sink = redactor, sink
         self.timings = StageTimes()
         self.tracker = Tracker(self.config.tracker)
         self.frames = 0
@@ -128,6 +139,10 @@ class CameraNode:
         if self.shelf is not None:
             with self.timings.stage("shelf"):
                 events += [self._shelf(e) for e in self.shelf.step(frame.image, frame.t, tracks)]
+        if self.sink is not None:
+            with self.timings.stage("redact"):
+                ready = self.redactor.push(frame, tracks)
+            self._let_out(ready)
         return self._publish(events)
 
     def finish(self) -> list[Event]:
@@ -137,6 +152,8 @@ class CameraNode:
             events += [self._zone(e) for e in self._zones.flush()]
         if self.shelf is not None:
             events += [self._shelf(e) for e in self.shelf.flush(self._last_t)]
+        if self.sink is not None:
+            self._let_out(self.redactor.flush())
         return self._publish(events)
 
     def run(self, frames: Iterable[Frame]) -> int:
@@ -146,13 +163,18 @@ class CameraNode:
             published += len(self.step(frame))
         return published + len(self.finish())
 
+    def _let_out(self, redacted: list[RedactedFrame]) -> None:
+        with self.timings.stage("sink"):
+            for picture in redacted:
+                self.sink(picture)
+
     def _detect(self, frame: Frame) -> Detections | None:
         small = cv2.resize(cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY), None, fx=0.125, fy=0.125,
                            interpolation=cv2.INTER_AREA)
         self._since_detection += 1
         due = self._last_detected is None or self._since_detection >= self.config.detect_every
         moved = (not due and self.config.motion_threshold > 0
-                 and float(cv2.absdiff(small, self._last_detected).mean()) > self.config.motion_threshold)
+                 and _local_motion(small, self._last_detected) > self.config.motion_threshold)
         if not (due or moved):
             return None  # the tracker predicts
         self._last_detected, self._since_detection = small, 0
@@ -181,7 +203,13 @@ class CameraNode:
     def _shelf(self, e) -> ShelfAction:
         return ShelfAction(id=event_id(self.camera, "shelf", e.slot, e.action, round(e.t, 3), e.track),
                            t=e.t, camera=self.camera, action=e.action, track=e.track, gtin=e.gtin, qty=e.qty,
-                           slot=e.slot, confidence=round(float(e.confidence), 4))
+                           slot=e.slot, confidence=round(float(e.confidence), 4),
+                           track_confidence=round(float(e.track_confidence), 4))
+
+
+def _local_motion(small: np.ndarray, before: np.ndarray) -> float:
+    """The largest mean grey-level change over the cells of an 8x4 grid."""
+    return float(cv2.resize(cv2.absdiff(small, before), (8, 4), interpolation=cv2.INTER_AREA).max())
 
 
 def load_detector(model: Path | None = None, threads: int = 2) -> Detector:
