@@ -98,6 +98,22 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from store_runtime.replay import ReplayOptions, replay, terminal_progress
+
+    if args.threads < 1 or args.detect_every < 1:
+        raise UserError("--threads and --detect-every must be at least 1")
+    result = replay(args.scenario, args.out, ReplayOptions(model=args.model, threads=args.threads,
+                                                           detect_every=args.detect_every, truth=args.truth),
+                    progress=terminal_progress())
+    summary = {"out": str(result.out), "receipts": result.receipts, "events": result.events,
+               "realtime_factor": round(result.realtime_factor, 3)}
+    if result.metrics is not None:
+        summary.update({k: v for k, v in result.metrics.items() if k != "details"})
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     """The store runtime on its own: settings, store files, database, then the HTTP API (SPEC section 7)."""
     import uvicorn
@@ -395,6 +411,16 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--detect-every", type=int, default=3, help="run the detector at least every k-th frame")
     node.add_argument("--out", type=Path, help="write events here instead of stdout")
     node.set_defaults(func=_cmd_node)
+
+    rp = sub.add_parser("replay", help="replay a recorded scenario through the whole system (SPEC section 5)")
+    rp.add_argument("scenario", type=Path, help="scenario directory (scenario.yaml, store.yaml, cameras/)")
+    rp.add_argument("--out", type=Path, required=True, help="where receipts.json, events.jsonl, private/, "
+                                                          "report.html (and metrics.json) go")
+    rp.add_argument("--truth", action="store_true", help="also score against SCENARIO/truth.json (metrics.json)")
+    rp.add_argument("--model", type=Path, help="detector ONNX (default: models/manifest.yaml's walkout-det)")
+    rp.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    rp.add_argument("--detect-every", type=int, default=3, help="run the detector at least every k-th frame")
+    rp.set_defaults(func=_cmd_replay)
 
     serve = sub.add_parser("serve", help="the store runtime: the exit-gate API (SPEC section 7) and operators' routes")
     serve.add_argument("--store", type=Path, help="store.yaml of the store (or WALKOUT_STORE)")
