@@ -158,6 +158,20 @@ def _cmd_credentials(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_replay(args: argparse.Namespace) -> int:
+    from store_runtime.bench_replay import bench_replay, format_table
+    from store_runtime.replay import ReplayOptions
+
+    scenarios = args.scenarios or sorted(p for p in SAMPLES_DIR.iterdir() if (p / "scenario.yaml").is_file())
+    if not scenarios:
+        raise UserError(f"no scenarios given and none in {SAMPLES_DIR}/")
+    truth = all((Path(p) / "truth.json").is_file() for p in scenarios)
+    result = bench_replay([Path(p) for p in scenarios], ReplayOptions(threads=args.threads, truth=truth),
+                          log=lambda line: print(line, file=sys.stderr))
+    print(json.dumps(result.as_dict()) if args.json else format_table(result))
+    return 0
+
+
 def _cmd_entry_code(args: argparse.Namespace) -> int:
     import secrets
 
@@ -481,6 +495,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench_codes.add_argument("--limit", type=int, help="at most this many images a folder (a quick look)")
     bench_codes.add_argument("--json", action="store_true", help="print the result as one JSON object")
     bench_codes.set_defaults(func=_cmd_bench_codes)
+    bench_replay = bench_sub.add_parser("replay", help="realtime factor of whole replays (private video included) "
+                                                       "and where the time goes, over the sample scenarios")
+    bench_replay.add_argument("scenarios", nargs="*", type=Path, help="scenario directories (default: sample_videos/*)")
+    bench_replay.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    bench_replay.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    bench_replay.set_defaults(func=_cmd_bench_replay)
     privacy = bench_sub.add_parser("privacy", help="face recall (SPEC 6) on real photos and every sample camera, and "
                                                    "ms per frame of our redactor against CenterFace on every frame")
     privacy.add_argument("--samples", type=Path, default=SAMPLES_DIR, help="sample scenarios (default sample_videos)")

@@ -45,6 +45,7 @@ class ReplayResult:
     recorded_seconds: float
     wall_seconds: float
     metrics: dict[str, Any] | None
+    stages: dict[str, dict[str, Any]]  # per camera: frames, detections, seconds per stage (node.stage_report)
 
     @property
     def realtime_factor(self) -> float:
@@ -164,4 +165,4 @@ def replay(scenario_dir: Path, out_dir: Path, options: ReplayOptions = ReplayOpt
         receipts=receipts, events=events, names=names, duration=duration, metrics=metrics, stages=stages,
         wall_seconds=wall, recorded_seconds=recorded), encoding="utf-8")
     return ReplayResult(out=out_dir, receipts=len(receipts), events=len(events), recorded_seconds=recorded,
-                        wall_seconds=wall, metrics=metrics)
+                        wall_seconds=wall, metrics=metrics, stages=stages)
