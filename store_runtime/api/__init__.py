@@ -18,6 +18,7 @@ Routes (one router per resource, in `routes/`):
 | POST /v1/disputes | operator | a customer contests a receipt line |
 | GET /healthz | anyone | up, database answering |
 | GET /metrics | operator (or anyone, if public) | Prometheus text |
+| GET /operator (and /) | operator (login form, cookie) | the operator page (`routes/operator.py`) |
 
 Each call of the runtime is its own database transaction (an exit is a few, by design: the charge
 row is committed before the provider is asked); errors are JSON (`errors.py`).
@@ -36,7 +37,7 @@ from fastapi import FastAPI
 from store_runtime.api.errors import install_handlers
 from store_runtime.api.metrics import Metrics
 from store_runtime.api.middleware import JsonLogFormatter, RequestLog
-from store_runtime.api.routes import entries, events, exits, health, reviews, sessions
+from store_runtime.api.routes import entries, events, exits, health, operator, reviews, sessions
 from store_runtime.api.settings import ApiSettings, load_store_for
 from store_runtime.db import Database, open_database
 from store_runtime.payments import PaymentProvider
@@ -97,7 +98,7 @@ def create_app(settings: ApiSettings, *, runtime: StoreRuntime | None = None) ->
     app.state.runtime = runtime
     install_handlers(app)
     app.add_middleware(RequestLog, metrics=metrics, max_body_bytes=settings.max_body_bytes)
-    for module in (entries, exits, sessions, events, reviews, health):
+    for module in (entries, exits, sessions, events, reviews, health, operator):
         app.include_router(module.router)
     return app
 
