@@ -141,6 +141,26 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    """The whole store on this machine (`make run`): a scenario's recordings as live cameras, looping."""
+    from sqlalchemy.exc import OperationalError
+
+    from store_runtime.live import LiveOptions, RunError, run_live
+    from vision.inference.manifest import ModelError
+    from vision.sources import SourceError
+
+    if not 0 <= args.port <= 65535 or args.detect_every < 1:
+        raise UserError(f"--port: expected 0 to 65535 (got {args.port}); --detect-every: at least 1 "
+                        f"(got {args.detect_every})")
+    try:
+        return run_live(LiveOptions(scenario=args.scenario, host=args.host, port=args.port, db_url=args.db,
+                                    model=args.model, detect_every=args.detect_every))
+    except (RunError, ModelError, SourceError) as exc:
+        raise UserError(str(exc)) from exc
+    except OperationalError as exc:  # --db cannot be reached or opened
+        raise UserError(f"database {str(args.db).split('@')[-1]}: {exc.orig}") from exc
+
+
 def _cmd_credentials(args: argparse.Namespace) -> int:
     """A new bearer credential, printed once; only its hash is kept."""
     import time
@@ -443,6 +463,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     serve.set_defaults(func=_cmd_serve)
+
+    run = sub.add_parser("run", help="the whole store on this machine (make run): API, operator page and a camera "
+                                     "node per camera, fed by a scenario's recordings looping as live cameras")
+    run.add_argument("--scenario", type=Path, default=SAMPLES_DIR / "02-pick-put",
+                     help="scenario directory whose recordings play as live cameras (default: %(default)s)")
+    run.add_argument("--port", type=int, default=8000, help="0: any free port")
+    run.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    run.add_argument("--db", help="a database to keep (sqlite:///PATH or postgresql://...): the recordings then "
+                                  "continue one long day in it; default: a fresh temporary SQLite database each loop")
+    run.add_argument("--model", type=Path, help="detector ONNX (default: models/manifest.yaml's walkout-det)")
+    run.add_argument("--detect-every", type=int, default=3, help="run the detector at least every k-th frame")
+    run.set_defaults(func=_cmd_run)
 
     creds = sub.add_parser("credentials", help="bearer credentials of the API")
     creds_sub = creds.add_subparsers(dest="action", required=True)
