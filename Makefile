@@ -33,11 +33,10 @@ test: setup
 lint: setup
 	$(BIN)/ruff check vision store_runtime tests
 
-# The store runtime (API + operator page) is the store-runtime issue's work; until then `make run`
-# validates every sample scenario and prints what each holds.
+# The whole store on this machine: API, operator page and one camera node per camera, the sample's
+# recordings looping as live cameras (each loop a new store day). It prints the URLs; Ctrl-C stops it.
 run: setup
-	@for d in sample_videos/*/; do $(BIN)/walkout check "$$d" || exit 1; done
-	@echo "The store runtime (walkout serve, operator page) is not built yet: see README, 'Status'."
+	$(BIN)/walkout run --scenario sample_videos/02-pick-put
 
 samples: setup
 	$(BIN)/walkout synth --samples
