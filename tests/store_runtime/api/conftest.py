@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_fakes import Api, serve
+
+from api.api_fakes import Api, serve
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from api_fakes import T0, Api, assert_error
+
+from api.api_fakes import T0, Api, assert_error
 
 
 def post(api: Api, code: str, *, gate: str = "entry-1", as_: str = "entry-1"):

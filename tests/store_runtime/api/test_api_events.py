@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from api_fakes import APPLE, Api, assert_error
 
+from api.api_fakes import APPLE, Api, assert_error
 from store_runtime.events import event_id
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_fakes import APPLE, OAT_MILK, Api, assert_error, serve
 
+from api.api_fakes import APPLE, OAT_MILK, Api, assert_error, serve
 from store_runtime.payments import (
     Authorisation,
     LocalProvider,

@@ -7,8 +7,9 @@ import logging
 from pathlib import Path
 
 import pytest
-from api_fakes import Api, assert_error, serve
 from prometheus_client.parser import text_string_to_metric_families
+
+from api.api_fakes import Api, assert_error, serve
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

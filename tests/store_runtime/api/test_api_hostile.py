@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_fakes import Api, serve
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from api.api_fakes import Api, serve
 
 # route -> (the credential that may call it, extra headers, the fields its body has)
 ROUTES: dict[str, tuple[str, dict[str, str], tuple[str, ...]]] = {

@@ -8,8 +8,8 @@ import re
 
 import numpy as np
 import pytest
-from api_fakes import APPLE, OAT_MILK, Api, assert_error
 
+from api.api_fakes import APPLE, OAT_MILK, Api, assert_error
 from store_runtime.api.operator_page import PageData, login_page, operator_page
 from store_runtime.api.routes.operator import COOKIE
 from store_runtime.baskets import Line, ReviewView

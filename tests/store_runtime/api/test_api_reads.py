@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from api_fakes import APPLE, Api, assert_error
+
+from api.api_fakes import APPLE, Api, assert_error
 
 
 def get(api: Api, path: str, who: str = "alice"):

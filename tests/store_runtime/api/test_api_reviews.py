@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from api_fakes import APPLE, OAT_MILK, Api, assert_error
+
+from api.api_fakes import APPLE, OAT_MILK, Api, assert_error
 
 
 def reviews(api: Api, status: str = "open") -> list[dict]:

@@ -14,8 +14,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from api_fakes import STORE_YAML
 
+from api.api_fakes import STORE_YAML
 from store_runtime.cli import main
 from store_runtime.config import load_store
 from vision.entry_code import EntryClaims, make_code

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from api_fakes import STORE_DIR, STORE_YAML
 from fastapi.testclient import TestClient
 
+from api.api_fakes import STORE_DIR, STORE_YAML
 from store_runtime.api import create_app, open_runtime
 from store_runtime.api.settings import ApiSettings, SettingsError, load_store_for
 from store_runtime.config import ConfigError
