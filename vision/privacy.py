@@ -42,6 +42,7 @@ from vision.types import Detections, Frame, Tracks
 BlurKind = Literal["gaussian", "box", "fill"]
 BLUR_KINDS: tuple[str, ...] = get_args(BlurKind)
 PERSON = "person"
+CROP_MAX = 384  # longest side of a crop as the face model sees it: a crop costs at most ~half a VGA frame
 HEAD_FACE = 0.5  # a face is about half as high as the head region of a person box (hair, hat, neck)
 # The only key to RedactedFrame's constructor. Module-private: code elsewhere that needs a redacted
 # picture asks a Redactor for one.
@@ -482,8 +483,8 @@ class Redactor:
         x1, y1 = max(0, int(window[0])), max(0, int(window[1]))
         x2, y2 = min(width, math.ceil(window[2])), min(height, math.ceil(window[3]))
         crop = image[y1:y2, x1:x2]
-        # Scale the face to the size CenterFace finds best; never blow a crop past 640 px or up 4x.
-        scale = min(4.0, self.config.crop_face_px / max(face_h, 1.0), 640 / max(crop.shape[:2]))
+        # Scale the face to the size CenterFace finds best; never blow a crop up 4x or past CROP_MAX px.
+        scale = min(4.0, self.config.crop_face_px / max(face_h, 1.0), CROP_MAX / max(crop.shape[:2]))
         if abs(scale - 1.0) > 0.05:
             crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
                               interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
@@ -599,8 +600,9 @@ def _grow(box: np.ndarray, share: float) -> np.ndarray:
 
 def _merge_windows(windows: list[tuple[np.ndarray, float]], shape: tuple[int, ...]
                    ) -> list[tuple[np.ndarray, float]]:
-    """Crops clipped to the frame, overlapping ones merged (one detection instead of two over the same
-    pixels); a merged crop is scaled for the smallest face in it."""
+    """Crops clipped to the frame; one that mostly covers the same pixels as another is merged with it (one
+    detection instead of two), a merged crop scaled for the smallest face in it. Crops that only touch
+    stay apart: their union could be a large part of the frame, looked at in the scale of a small face."""
     height, width = shape[:2]
     out: list[tuple[np.ndarray, float]] = []
     for box, face_h in windows:
@@ -611,7 +613,10 @@ def _merge_windows(windows: list[tuple[np.ndarray, float]], shape: tuple[int, ..
         while merged:
             merged = False
             for k, (other, other_h) in enumerate(out):
-                if box[0] < other[2] and other[0] < box[2] and box[1] < other[3] and other[1] < box[3]:
+                iw = min(box[2], other[2]) - max(box[0], other[0])
+                ih = min(box[3], other[3]) - max(box[1], other[1])
+                smaller = min((box[2] - box[0]) * (box[3] - box[1]), (other[2] - other[0]) * (other[3] - other[1]))
+                if iw > 0 and ih > 0 and iw * ih >= 0.5 * smaller:
                     box = np.concatenate([np.minimum(box[:2], other[:2]), np.maximum(box[2:], other[2:])])
                     face_h = min(face_h, other_h)
                     del out[k]
