@@ -34,7 +34,9 @@ class PrivateRecorder:
 
     def __init__(self, path: Path, size: tuple[int, int], fps: int | float | Fraction, crf: int = 26) -> None:
         self.path = Path(path)
-        self._writer = VideoWriter(self.path, size, fps, crf=crf, faststart=True)
+        # The index first where the container has one to move (MP4, QuickTime): a browser plays it at once.
+        faststart = self.path.suffix.lower() in (".mp4", ".mov", ".m4v")
+        self._writer = VideoWriter(self.path, size, fps, crf=crf, faststart=faststart)
 
     @property
     def frames(self) -> int:
