@@ -255,7 +255,7 @@ def consecutive_frames(video: Path, faces: Path, count: int, before: int = 5) ->
     first = min((f for f, boxes in truth.items() if boxes), default=0)
     start = max(0, first - before)
     capture = cv2.VideoCapture(str(video))
-    frames = []
+    frames: list[np.ndarray] = []
     try:
         index = 0
         while len(frames) < count:

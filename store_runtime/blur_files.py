@@ -24,8 +24,8 @@ from vision.sinks import PrivateRecorder, write_image
 from vision.sources import FileSource, SourceConfig, SourceError
 from vision.types import Frame
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".mov")
 CAMERA = "file"  # the camera id the frames of a file carry
 
 

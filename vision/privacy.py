@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Protocol, get_args
 
@@ -139,8 +139,8 @@ class PrivacyConfig:
 
 
 def _check_share(name: str, value: object, low: float, high: float, closed: bool = True) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
-    if not (ok and (low <= value <= high if closed else low < value < high)):
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    if math.isnan(number) or not (low <= number <= high if closed else low < number < high):
         bounds = f"[{low}, {high}]" if closed else f"({low}, {high})"
         raise ValueError(f"PrivacyConfig.{name}: expected a number in {bounds}, got {value!r}")
 
@@ -630,7 +630,7 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
     return cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), None, fx=0.125, fy=0.125, interpolation=cv2.INTER_AREA)
 
 
-def _centre_in(box: np.ndarray, others: object, grow: float) -> bool:
+def _centre_in(box: np.ndarray, others: Iterable[np.ndarray], grow: float) -> bool:
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     for other in others:
         x1, y1, x2, y2 = _grow(other, grow)

@@ -174,6 +174,36 @@ def test_snapshot_is_a_jpeg_of_the_blurred_picture() -> None:
     assert frame_face_recall(frame.image, decoded, [FACE]).anonymized == 1
 
 
+MISUSE = """
+from pathlib import Path
+
+from vision.privacy import Redactor
+from vision.sinks import PrivateRecorder, snapshot_jpeg, write_image
+from vision.types import Frame
+
+
+def node(redactor: Redactor, frame: Frame, recorder: PrivateRecorder) -> None:
+    recorder.write(frame)  # line 10
+    snapshot_jpeg(frame.image)  # line 11
+    write_image(frame, Path("x.png"))  # line 12
+    for redacted in redactor.push(frame):
+        recorder.write(redacted)
+        snapshot_jpeg(redacted)
+"""
+
+
+def test_the_type_checker_refuses_raw_frames_at_every_sink(tmp_path: Path) -> None:
+    # The run-time TypeError is the last line of defence; the type checker catches the slip in review.
+    # mypy is not in the dev extra: this runs where it is installed.
+    api = pytest.importorskip("mypy.api")
+    source = tmp_path / "misuse.py"
+    source.write_text(MISUSE, encoding="utf-8")
+    out, _, _ = api.run([str(source), "--ignore-missing-imports", "--follow-imports=silent",
+                         "--no-incremental", "--python-version=3.11"])
+    errors = sorted(int(line.split(":")[1]) for line in out.splitlines() if ": error:" in line)
+    assert errors == [10, 11, 12], out
+
+
 # Modules that may encode pictures, and why. Any other module that starts to (cv2.imwrite, cv2.imencode,
 # a VideoWriter, PyAV opened for writing) fails this test: its pictures must go through vision.sinks.
 ENCODERS_ALLOWED = {
