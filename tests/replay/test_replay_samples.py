@@ -1,0 +1,116 @@
+"""Sample scenarios through `walkout replay`, the way an evaluation runs it, scored by SPEC section 6.
+
+These are the system's own acceptance figures: the real detector, tracker, shelf stage, redactor
+and store runtime, end to end. A sample that does not reach the issue's target yet is marked with
+the reason in KNOWN, strictly, so that fixing it shows up.
+
+A replay costs about 70 CPU seconds a sample on a 2-core machine, so `make test` replays two
+samples (a pick and a put; a family on one code) to stay inside CI's time; `make test-replays`
+(WALKOUT_REPLAY_SAMPLES=all) replays all eight, and the README's figures come from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import SAMPLES
+from store_runtime.cli import main
+from store_runtime.replay import ReplayOptions, replay
+
+pytestmark = pytest.mark.slow
+
+# Known shortfalls, by sample: (metric, why). Everything else must reach receipt accuracy 1.0,
+# event F1 1.0, no charge error and the face recall target.
+FACE_RECALL_TARGET = 0.995
+_LOCKSTEP = ("the interim detector gives two shoppers walking close together overlapping person boxes, and "
+             "the tracker swaps them: the second shopper's picks go to the first")
+_ADJACENT = ("two shoppers side by side in matching shirts: the interim detector's overlapping person boxes "
+             "give each hand to the other shopper")
+KNOWN: dict[str, dict[str, str]] = {
+    "03-two-shoppers": dict.fromkeys(("receipt_accuracy", "event_f1", "charge_error_cents"), _LOCKSTEP),
+    "04-adjacent": dict.fromkeys(("receipt_accuracy", "event_f1", "charge_error_cents"), _ADJACENT),
+    "07-refused-expired": {"charge_error_cents": "the shopper's track is lost and found again before the exit "
+                                                "zone, so the exit is not seen and the session stays open"},
+}
+
+
+DEFAULT_SAMPLES = ("02-pick-put", "06-family")
+
+
+def _samples() -> list[str]:
+    every = sorted(p.name for p in SAMPLES.iterdir() if (p / "scenario.yaml").is_file())
+    chosen = os.environ.get("WALKOUT_REPLAY_SAMPLES", ",".join(DEFAULT_SAMPLES))
+    return every if chosen == "all" else [name for name in every if name in chosen.split(",")]
+
+
+@pytest.fixture(scope="module")
+def replays(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each sample replayed once for the whole module (a replay takes tens of seconds)."""
+    out = tmp_path_factory.mktemp("replays")
+    for name in _samples():
+        replay(SAMPLES / name, out / name, ReplayOptions(truth=True))
+    return {name: out / name for name in _samples()}
+
+
+def _metric_cases() -> list:
+    cases = []
+    for name in _samples():
+        for metric in ("receipt_accuracy", "event_f1", "charge_error_cents", "face_recall"):
+            why = KNOWN.get(name, {}).get(metric)
+            marks = [pytest.mark.xfail(reason=why, strict=True)] if why else []
+            cases.append(pytest.param(name, metric, marks=marks, id=f"{name}-{metric}"))
+    return cases
+
+
+@pytest.mark.parametrize("name, metric", _metric_cases())
+def test_sample_reaches_its_target(replays: dict[str, Path], name: str, metric: str) -> None:
+    metrics = json.loads((replays[name] / "metrics.json").read_text())
+    value = metrics[metric]
+    details = metrics["details"]
+    if metric == "face_recall":
+        assert value >= FACE_RECALL_TARGET, details["faces"]
+    elif metric == "charge_error_cents":
+        assert value == 0, details["charges"]
+    elif metric == "event_f1":
+        assert value == 1.0, details["events"]
+    else:
+        assert value == 1.0, details["receipts"]
+
+
+@pytest.mark.parametrize("name", _samples())
+def test_outputs_follow_spec_section_5(replays: dict[str, Path], name: str) -> None:
+    out = replays[name]
+    receipts = json.loads((out / "receipts.json").read_text())["receipts"]
+    truth = json.loads((SAMPLES / name / "truth.json").read_text())
+    admitted = [c for c in truth["customers"] if c.get("token")]
+    assert len(receipts) <= len(admitted) + 1
+    for r in receipts:
+        assert set(r) >= {"customer", "session", "entered_t", "exited_t", "lines", "total_cents", "status"}
+        assert r["status"] in {"charged", "review", "open"}
+        assert r["total_cents"] == sum(line["qty"] * line["unit_cents"] for line in r["lines"])
+    times = [json.loads(line)["t"] for line in (out / "events.jsonl").read_text().splitlines()]
+    assert times == sorted(times)
+    for camera in ("gate", "aisle"):
+        assert (out / "private" / f"{camera}.mp4").stat().st_size > 0
+    assert "<h1>Replay of" in (out / "report.html").read_text()
+
+
+def test_a_second_replay_gives_the_same_receipts_and_events(replays: dict[str, Path], tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # Through the command a user types, which must agree with the library call the fixture made.
+    name = "02-pick-put"
+    assert main(["replay", str(SAMPLES / name), "--out", str(tmp_path / "again")]) == 0
+    assert json.loads(capsys.readouterr().out)["receipts"] == 1
+    for file in ("receipts.json", "events.jsonl"):
+        assert (tmp_path / "again" / file).read_bytes() == (replays[name] / file).read_bytes()
+
+
+def test_a_bad_scenario_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "scenario.yaml").write_text("version: 1\nstore: store.yaml\n")
+    assert main(["replay", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "scenario.yaml" in err and "Traceback" not in err
