@@ -31,7 +31,7 @@ test: setup
 	$(BIN)/pytest -q
 
 # Every sample scenario replayed and scored (tests/replay/): about 10 minutes on 2 cores, so `make test`
-# replays only two of them.
+# replays only one of them.
 test-replays: setup
 	WALKOUT_REPLAY_SAMPLES=all $(BIN)/pytest -q tests/replay
 

@@ -467,7 +467,7 @@ def test_recall_on_real_photos(centerface_redactor: Callable, shared_data: Path)
 
 @pytest.mark.slow
 @pytest.mark.data
-# 02-pick-put and 06-family are checked through the whole replay (tests/replay), so one more sample here.
+# 02-pick-put is checked through the whole replay (tests/replay), so another sample here.
 @pytest.mark.parametrize("scenario", ["01-single"])
 def test_recall_on_sample_scenarios(centerface_redactor: Callable, shared_data: Path, scenario: str) -> None:
     # Both cameras, as a camera node runs them: the gate on faces alone, the aisle with person tracks
