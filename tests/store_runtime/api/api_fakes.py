@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from store_fakes import T0, Clock  # the runtime tests' store clock, moved by the test
 
 from store_runtime.api import create_app, open_runtime
 from store_runtime.api.settings import ApiSettings
@@ -24,25 +25,12 @@ from vision.entry_code import EntryClaims, make_code
 REPO = Path(__file__).resolve().parents[3]
 STORE_DIR = REPO / "sample_videos" / "02-pick-put"
 STORE_YAML = STORE_DIR / "store.yaml"
-T0 = 1_795_300_000.0  # the store clock when a test starts (2026-11-22)
 EXP = int(T0) + 3600
 APPLE = "2110054234714"  # Red Delicious Apple, 389 cents, on the sample's slot B1
 OAT_MILK = "2088972807856"  # 359 cents, slot C4
 
 # name -> role: gates and nodes are named after the gate or camera they are.
 CREDENTIALS = {"entry-1": "gate", "exit-1": "gate", "aisle": "node", "gate": "node", "alice": "operator"}
-
-
-class Clock:
-    def __init__(self, t: float = T0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> float:
-        self.t += seconds
-        return self.t
 
 
 @dataclass
