@@ -100,12 +100,17 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from store_runtime.replay import ReplayOptions, replay, terminal_progress
+    from vision.inference.manifest import ModelError
+    from vision.sources import SourceError
 
     if args.threads < 1 or args.detect_every < 1:
         raise UserError("--threads and --detect-every must be at least 1")
-    result = replay(args.scenario, args.out, ReplayOptions(model=args.model, threads=args.threads,
-                                                           detect_every=args.detect_every, truth=args.truth),
-                    progress=terminal_progress())
+    try:
+        result = replay(args.scenario, args.out, ReplayOptions(model=args.model, threads=args.threads,
+                                                               detect_every=args.detect_every, truth=args.truth),
+                        progress=terminal_progress())
+    except (SourceError, ModelError) as exc:  # a damaged recording names its file and frame
+        raise UserError(str(exc)) from exc
     summary = {"out": str(result.out), "receipts": result.receipts, "events": result.events,
                "realtime_factor": round(result.realtime_factor, 3)}
     if result.metrics is not None:

@@ -115,3 +115,14 @@ def test_a_bad_scenario_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["replay", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "scenario.yaml" in err and "Traceback" not in err
+
+
+def test_a_cut_recording_is_a_clear_error_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    scenario = Path(shutil.copytree(SAMPLES / "01-single", tmp_path / "cut"))
+    video = scenario / "cameras" / "gate.mp4"
+    video.write_bytes(video.read_bytes()[: video.stat().st_size // 3])
+    assert main(["replay", str(scenario), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "gate.mp4" in err and "Traceback" not in err
