@@ -14,7 +14,6 @@ system believed (the likeliest session, the other candidates) and why. A person 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store_runtime.config import Catalog
-from store_runtime.db import BasketEventRow, ReviewRow, SessionRow
+from store_runtime.db import BasketEventRow, ReviewRow, SessionRow, digest
 from store_runtime.events import ShelfAction
 
 __all__ = [
@@ -152,7 +151,7 @@ def shelf_doubts(event: ShelfAction, catalog: Catalog, *, min_confidence: float,
 
 def review_id(kind: str, *parts: object) -> str:
     """A review's id, derived from what it is about, so a replay names it the same."""
-    return "r_" + hashlib.sha256("\x1f".join(map(str, (kind, *parts))).encode()).hexdigest()[:20]
+    return "r_" + digest(kind, *parts)[:20]
 
 
 def open_review(tx: Session, *, kind: str, id: str, t: float, now: float, reasons: Sequence[Reason],

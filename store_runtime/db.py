@@ -64,6 +64,7 @@ __all__ = [
     "add_credential",
     "alembic_config",
     "check_credential",
+    "digest",
     "open_database",
 ]
 
@@ -85,6 +86,12 @@ _NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=_NAMING)
+
+
+def digest(*parts: object) -> str:
+    """sha256 (hex) of `parts` joined by \x1f: the ids derived from what a row is about (so a replay
+    names things the same), and the hashes kept of bearer tokens and entry codes."""
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,10 +311,6 @@ class Database:
         shared = engine.dialect.name == "sqlite" and isinstance(engine.pool, StaticPool)
         self._lock: AbstractContextManager[Any] = threading.RLock() if shared else nullcontext()
 
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
-
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         with self._lock, Session(self.engine, expire_on_commit=False) as tx, tx.begin():
@@ -416,10 +419,6 @@ class Credential:
     role: Role
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
 def add_credential(db: Database, role: Role, name: str, *, t: float = 0.0) -> str:
     """A new bearer token for `name` with `role`; returned once, only its sha256 is stored.
 
@@ -432,7 +431,7 @@ def add_credential(db: Database, role: Role, name: str, *, t: float = 0.0) -> st
     token = f"wo_{role}_{secrets.token_urlsafe(32)}"
     try:
         with db.transaction() as tx:
-            tx.add(CredentialRow(name=name, role=role, token_sha256=_token_hash(token), created_t=t))
+            tx.add(CredentialRow(name=name, role=role, token_sha256=digest(token), created_t=t))
     except IntegrityError:
         raise ValueError(f"credential name {name!r} is already taken") from None
     return token
@@ -443,5 +442,5 @@ def check_credential(db: Database, token: str) -> Credential | None:
     if not isinstance(token, str) or not 1 <= len(token) <= 200:
         return None
     with db.transaction() as tx:
-        row = tx.scalars(select(CredentialRow).where(CredentialRow.token_sha256 == _token_hash(token))).first()
+        row = tx.scalars(select(CredentialRow).where(CredentialRow.token_sha256 == digest(token))).first()
         return None if row is None else Credential(row.name, row.role)  # type: ignore[arg-type]

@@ -16,7 +16,6 @@ row written but not settled — is finished, never redone.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -28,7 +27,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store_runtime.db import Database, IdempotencyRow, LedgerRow
+from store_runtime.db import Database, IdempotencyRow, LedgerRow, digest
 
 __all__ = [
     "Authorisation",
@@ -119,7 +118,7 @@ def decline_over(limit_cents: int, reason: str = "insufficient funds") -> Declin
 
 
 def _ref(prefix: str, key: str) -> str:
-    return f"{prefix}_{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+    return f"{prefix}_{digest(key)[:20]}"
 
 
 class LocalProvider:
@@ -252,7 +251,7 @@ def request_hash(body: Any) -> str:
     """The identity of a request body: sha256 of its canonical JSON (sorted keys, no spaces), so
     the same JSON sent with its fields in another order is the same request."""
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return digest(text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,6 @@ Exits, charges and reviews:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -78,6 +77,7 @@ from store_runtime.db import (
     ReviewRow,
     SessionRow,
     TrackRow,
+    digest,
 )
 from store_runtime.events import EntryRead, ShelfAction, TrackZone
 from store_runtime.payments import (
@@ -293,13 +293,9 @@ class _Work:
 _NOTHING = _Work()
 
 
-def _digest(*parts: object) -> str:
-    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
-
-
-def _finite(t: float, name: str = "t") -> float:
+def _finite(t: float) -> float:
     if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
-        raise ValueError(f"{name}: expected finite Unix seconds on the store clock, got {t!r}")
+        raise ValueError(f"t: expected finite Unix seconds on the store clock, got {t!r}")
     return float(t)
 
 
@@ -338,7 +334,7 @@ class StoreRuntime:
         return view
 
     def _same_presentation(self, tx: Session, gate: str, code: str, t: float) -> SessionRow | None:
-        code_hash = _digest(code)
+        code_hash = digest(code)
         row = tx.scalars(select(EntryRow).where(
             EntryRow.gate == gate, EntryRow.code_sha256 == code_hash, EntryRow.admitted.is_(True),
             EntryRow.t >= t - self.settings.same_presentation_s, EntryRow.t <= t)).first()
@@ -672,9 +668,10 @@ class StoreRuntime:
         return self._run(work, key=key)
 
     def _exit_refusal(self, tx: Session, gate: str, session: str) -> tuple[int, dict[str, Any]] | None:
-        if self._gates.get(gate) != "exit":
-            exits = ", ".join(sorted(g for g, kind in self._gates.items() if kind == "exit")) or "none"
-            return 422, {"error": "not_an_exit_gate", "message": f"gate {gate!r} is not an exit gate (exits: {exits})"}
+        try:
+            self._gate(gate, "exit")
+        except UnknownGate as e:
+            return 422, {"error": "not_an_exit_gate", "message": str(e)}
         if tx.get(SessionRow, session) is None:
             return 404, {"error": "unknown_session", "message": f"no session {session!r}"}
         return None
@@ -722,7 +719,7 @@ class StoreRuntime:
 
     def _new_charge(self, tx: Session, session: SessionRow, kind: str, amount: int, now: float) -> ChargeRow:
         attempt = (tx.scalar(select(func.max(ChargeRow.attempt)).where(ChargeRow.session_id == session.id)) or 0) + 1
-        charge = ChargeRow(id="ch_" + _digest(session.id, attempt)[:20], session_id=session.id, attempt=attempt,
+        charge = ChargeRow(id="ch_" + digest(session.id, attempt)[:20], session_id=session.id, attempt=attempt,
                            kind=kind, amount_cents=amount, currency=self.store.config.currency, state="pending",
                            created_t=now)
         tx.add(charge)
@@ -749,7 +746,7 @@ class StoreRuntime:
             amount = min(owed, room)
             if amount <= 0:
                 continue
-            refund = RefundRow(id="rf_" + _digest(session.id, len(refunds) + len(made))[:20], session_id=session.id,
+            refund = RefundRow(id="rf_" + digest(session.id, len(refunds) + len(made))[:20], session_id=session.id,
                                charge_id=charge.id, amount_cents=amount, state="pending", created_t=now,
                                review_id=review)
             tx.add(refund)

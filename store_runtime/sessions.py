@@ -15,7 +15,6 @@ Functions here work inside the caller's transaction and never commit.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -23,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store_runtime.config import StoreConfig
-from store_runtime.db import EntryRow, SessionRow, TrackRow
+from store_runtime.db import EntryRow, SessionRow, TrackRow, digest
 from vision.entry_code import Refusal, verify_code
 
 __all__ = [
@@ -53,21 +52,16 @@ class EntryRefused(Exception):
     """A presented code opened nothing. `reason` is one of malformed, signature, other_store,
     expired, used; `status` its HTTP answer (SPEC section 7); the refusal is already recorded."""
 
-    def __init__(self, reason: str, detail: str, customer: str | None = None) -> None:
+    def __init__(self, reason: str, detail: str) -> None:
         self.reason = reason
         self.status = REFUSAL_STATUS[reason]
         self.detail = detail
-        self.customer = customer
         super().__init__(f"entry code refused ({reason}): {detail}")
-
-
-def _digest(*parts: object) -> str:
-    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
 
 
 def session_id(store_id: str, jti: str) -> str:
     """A session's id: derived from the code's single-use token, so a replay names it the same."""
-    return "s_" + _digest(store_id, jti)[:20]
+    return "s_" + digest(store_id, jti)[:20]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +74,7 @@ class Entry:
     @property
     def refused(self) -> EntryRefused | None:
         r = self.record
-        return None if r.admitted else EntryRefused(r.reason or "malformed", r.detail, r.customer)
+        return None if r.admitted else EntryRefused(r.reason or "malformed", r.detail)
 
 
 def check_entry(tx: Session, store: StoreConfig, *, gate: str, code: str, t: float, source: str,
@@ -95,10 +89,10 @@ def check_entry(tx: Session, store: StoreConfig, *, gate: str, code: str, t: flo
 
     verdict = verify_code(code, key=store.entry_key_bytes, store_id=store.store_id, now=t, is_used=used)
     claims = verdict.claims
-    code_hash = _digest(code)
+    code_hash = digest(code)
     outcome = "admitted" if verdict.ok else str(verdict.refusal)
     record = EntryRow(
-        id="en_" + _digest(source, event_id or "", gate, repr(t), code_hash, outcome)[:20],
+        id="en_" + digest(source, event_id or "", gate, repr(t), code_hash, outcome)[:20],
         t=t, gate=gate, source=source, event_id=event_id, code_sha256=code_hash,
         customer=claims.cid if claims else None, jti=claims.jti if claims else None,
         party=claims.party if claims else None, admitted=verdict.ok,
@@ -128,16 +122,14 @@ def bound_tracks(tx: Session, session: str) -> list[TrackRow]:
 
 def _waiting(tx: Session, gate: str, t: float, window_s: float) -> SessionRow | None:
     """The oldest open session admitted at `gate` within `window_s` before `t` with a seat left."""
-    candidates = tx.scalars(
+    seated = select(func.count()).select_from(TrackRow).where(TrackRow.session_id == SessionRow.id).scalar_subquery()
+    return tx.scalars(
         select(SessionRow)
         .where(SessionRow.gate == gate, SessionRow.state == "open",
-               SessionRow.entered_t <= t, SessionRow.entered_t >= t - window_s)
+               SessionRow.entered_t <= t, SessionRow.entered_t >= t - window_s, seated < SessionRow.party)
         .order_by(SessionRow.entered_t, SessionRow.id)
-    )
-    for session in candidates:
-        if len(bound_tracks(tx, session.id)) < session.party:
-            return session
-    return None
+        .limit(1)
+    ).first()
 
 
 def bind_track(tx: Session, *, camera: str, track: int, zone: str, t: float, window_s: float) -> TrackRow:

@@ -87,3 +87,21 @@ def open_runtime(tmp_path: Path, *, clock: Clock | None = None, decline: Decline
     provider = LocalProvider(db, decline=decline, clock=clock)
     return StoreRuntime(db, make_store(tmp_path), provider=provider, clock=clock,
                         settings=RuntimeSettings(**settings))
+
+
+def inside(tmp_path: Path, *events: object, **kw: object) -> tuple[StoreRuntime, str]:
+    """A runtime with shopper c-0001 admitted (T0 + 1) and in through the entry zone as track 1
+    (T0 + 3), then `events` applied; the runtime and the session. `kw` goes to `open_runtime`."""
+    runtime = open_runtime(tmp_path, **kw)  # type: ignore[arg-type]
+    for event in [entry_read(code(), T0 + 1), entered(1, T0 + 3), *events]:
+        runtime.apply(event)  # type: ignore[arg-type]
+    return runtime, runtime.receipts()[0].session
+
+
+def two_inside(tmp_path: Path, **kw: object) -> StoreRuntime:
+    """A runtime with c-a and c-b admitted one after the other (T0 + 1, + 2), in as tracks 1 and 2."""
+    runtime = open_runtime(tmp_path, **kw)  # type: ignore[arg-type]
+    for event in [entry_read(code("c-a"), T0 + 1), entry_read(code("c-b"), T0 + 2), entered(1, T0 + 4),
+                  entered(2, T0 + 5)]:
+        runtime.apply(event)
+    return runtime

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from store_fakes import BREAD, JAM, MILK, T0, Clock, code, entered, entry_read, open_runtime, shelf
+from store_fakes import BREAD, JAM, MILK, T0, inside, shelf, two_inside
 
 from store_runtime.baskets import Line, fold, overdraws
 from store_runtime.runtime import StoreRuntime
@@ -67,10 +67,7 @@ def test_overdraws(moves: list[Move], new: Move, expected: bool, why: str) -> No
 
 @pytest.fixture()
 def runtime(tmp_path: Path) -> StoreRuntime:
-    runtime = open_runtime(tmp_path, clock=Clock())
-    runtime.apply(entry_read(code(), T0 + 1))
-    runtime.apply(entered(1, T0 + 3))
-    return runtime
+    return inside(tmp_path)[0]
 
 
 def basket(runtime: StoreRuntime) -> dict[str, int]:
@@ -99,11 +96,7 @@ EVENTS = [
 def test_any_arrival_order_folds_to_the_same_basket(tmp_path: Path, order: tuple[int, ...]) -> None:
     # Two camera nodes, a bus that redelivers: events arrive in any order. The put that arrives
     # before its pick waits in review and is applied by the system when the pick comes.
-    runtime = open_runtime(tmp_path)
-    runtime.apply(entry_read(code(), T0 + 1))
-    runtime.apply(entered(1, T0 + 3))
-    for i in order:
-        runtime.apply(EVENTS[i])
+    runtime, _ = inside(tmp_path, *(EVENTS[i] for i in order))
     assert basket(runtime) == {MILK: 2, JAM: 1}
     assert runtime.reviews() == []
     assert runtime.session(runtime.receipts()[0].session).version == 4
@@ -133,11 +126,7 @@ def test_uncertain_event_goes_to_review_not_the_basket(runtime: StoreRuntime, ev
 
 def test_nobody_could_be_told_belief_is_the_shopper_at_that_slot(tmp_path: Path) -> None:
     # Track -1 with two shoppers inside: the belief is the one who used the same slot just before.
-    runtime = open_runtime(tmp_path)
-    runtime.apply(entry_read(code("c-a"), T0 + 1))
-    runtime.apply(entry_read(code("c-b"), T0 + 2))
-    runtime.apply(entered(1, T0 + 4))
-    runtime.apply(entered(2, T0 + 5))
+    runtime = two_inside(tmp_path)
     runtime.apply(shelf(2, "pick", JAM, T0 + 8, slot="A3"))
     runtime.apply(shelf(-1, "pick", JAM, T0 + 10, slot="A3"))
     runtime.apply(shelf(-1, "pick", MILK, T0 + 11, slot="B1"))

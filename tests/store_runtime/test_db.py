@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
-from store_fakes import MILK, T0, Clock, code, entered, entry_read, exited, open_runtime, shelf
+from store_fakes import MILK, T0, exited, inside, shelf
 
 from store_runtime.db import (
     Base,
@@ -203,12 +203,7 @@ def test_postgresql_migrates_and_charges_once(postgres_url: str, tmp_path: Path)
         assert "sessions" in inspect(db.engine).get_table_names()
         token = add_credential(db, "gate", "gate-1")
         assert check_credential(db, token).role == "gate"
-        clock = Clock()
-        runtime = open_runtime(tmp_path, clock=clock, db=db)
-        runtime.apply(entry_read(code(), T0 + 1))
-        runtime.apply(entered(1, T0 + 3))
-        runtime.apply(shelf(1, "pick", MILK, T0 + 5))
-        session = runtime.receipts()[0].session
+        runtime, session = inside(tmp_path, shelf(1, "pick", MILK, T0 + 5), db=db)
         body = {"gate": "exit-1", "session": session}
         first = runtime.exit_request("exit-1", session, key="k-1", body=body)
         assert first[0] == 200

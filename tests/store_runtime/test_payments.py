@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from store_fakes import BREAD, MILK, T0, Clock, code, entered, entry_read, exited, open_runtime, shelf
+from store_fakes import BREAD, MILK, T0, Clock, exited, inside, shelf
 
 from store_runtime.db import IdempotencyRow, open_database
 from store_runtime.payments import (
@@ -83,7 +83,7 @@ def test_declines_are_configurable(tmp_path: Path, rule, customer: str, amount: 
     if declined:
         assert auth.id is None and auth.decline_reason
         with pytest.raises(PaymentError):  # a declined hold cannot be captured
-            provider.capture(key="c", authorisation="auth_whatever", amount_cents=amount)
+            provider.capture(key="c", authorisation=provider.ledger()[0]["id"], amount_cents=amount)
 
 
 def test_ledger_persists_across_a_restart(tmp_path: Path) -> None:
@@ -149,12 +149,9 @@ def test_key_too_long_is_a_value_error() -> None:
 def shopped(tmp_path: Path, **kw) -> tuple[StoreRuntime, str, Clock]:
     """A runtime with one shopper inside holding a milk and a bread (370 cents)."""
     clock = kw.pop("clock", None) or Clock()
-    runtime = open_runtime(tmp_path, clock=clock, **kw)
-    runtime.apply(entry_read(code(), T0 + 1))
-    runtime.apply(entered(1, T0 + 3))
-    runtime.apply(shelf(1, "pick", MILK, T0 + 5))
-    runtime.apply(shelf(1, "pick", BREAD, T0 + 6, slot="A2"))
-    return runtime, runtime.receipts()[0].session, clock
+    runtime, session = inside(tmp_path, shelf(1, "pick", MILK, T0 + 5), shelf(1, "pick", BREAD, T0 + 6, slot="A2"),
+                              clock=clock, **kw)
+    return runtime, session, clock
 
 
 def captures(runtime: StoreRuntime) -> list[int]:
@@ -349,12 +346,7 @@ def test_provider_outage_releases_the_key_for_an_immediate_retry(tmp_path: Path)
 
 
 def test_empty_basket_is_charged_nothing(tmp_path: Path) -> None:
-    runtime = open_runtime(tmp_path)
-    runtime.apply(entry_read(code(), T0 + 1))
-    runtime.apply(entered(1, T0 + 3))
-    runtime.apply(shelf(1, "pick", MILK, T0 + 5))
-    runtime.apply(shelf(1, "put", MILK, T0 + 7))
-    runtime.apply(exited(1, T0 + 9))
+    runtime, _ = inside(tmp_path, shelf(1, "pick", MILK, T0 + 5), shelf(1, "put", MILK, T0 + 7), exited(1, T0 + 9))
     receipt = runtime.receipts()[0]
     assert (receipt.status, receipt.lines, receipt.total_cents, receipt.charge) == ("charged", (), 0, None)
     assert runtime.provider.ledger() == []

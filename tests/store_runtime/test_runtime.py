@@ -7,18 +7,23 @@ import json
 from pathlib import Path
 
 import pytest
-from store_fakes import BREAD, JAM, MILK, T0, Clock, code, entered, entry_read, exited, open_runtime, shelf
+from store_fakes import (
+    BREAD,
+    JAM,
+    MILK,
+    T0,
+    Clock,
+    code,
+    entered,
+    entry_read,
+    exited,
+    inside,
+    open_runtime,
+    shelf,
+    two_inside,
+)
 
 from store_runtime.runtime import NotFound, ReviewClosed, StoreRuntime
-
-
-def inside(tmp_path: Path, *events, clock: Clock | None = None, **kw) -> tuple[StoreRuntime, str]:
-    runtime = open_runtime(tmp_path, clock=clock or Clock(), **kw)
-    runtime.apply(entry_read(code(), T0 + 1))
-    runtime.apply(entered(1, T0 + 3))
-    for event in events:
-        runtime.apply(event)
-    return runtime, runtime.receipts()[0].session
 
 
 def ledger_ops(runtime: StoreRuntime) -> list[tuple[str, int]]:
@@ -120,11 +125,7 @@ def test_dispute_needs_a_charged_receipt(tmp_path: Path) -> None:
 def test_late_decision_on_a_charged_basket_charges_the_difference(tmp_path: Path) -> None:
     # Track -1 with two shoppers inside and no one at that slot: nobody is held. The first shopper
     # leaves and is charged; then a person says the pick was theirs: the difference is charged.
-    runtime = open_runtime(tmp_path)
-    runtime.apply(entry_read(code("c-a"), T0 + 1))
-    runtime.apply(entry_read(code("c-b"), T0 + 2))
-    runtime.apply(entered(1, T0 + 4))
-    runtime.apply(entered(2, T0 + 5))
+    runtime = two_inside(tmp_path)
     runtime.apply(shelf(1, "pick", MILK, T0 + 6))
     runtime.apply(shelf(-1, "pick", BREAD, T0 + 7, slot="B4"))
     runtime.apply(exited(1, T0 + 10))
