@@ -882,25 +882,36 @@ def _check_slots_sold(config: StoreConfig, catalog: Catalog, shown_name: str) ->
                                   f"a gtin listed in {config.catalog}", _shown(slot.gtin))
 
 
-def _load_store(store_dir: _Dir, file_name: str) -> Store:
+def _load_store(store_dir: _Dir, file_name: str, entry_key: str | None = None,
+                key_source: str | None = None) -> Store:
     """store.yaml at `store_dir/file_name`; errors name files as the user knows them."""
     shown_name = store_dir.name(file_name)
-    config = _validate(StoreConfig, _read_yaml_mapping(store_dir.path / file_name, shown_name),
-                       shown_name)
+    data = _read_yaml_mapping(store_dir.path / file_name, shown_name)
+    if entry_key is not None:
+        if key_source is not None and "entry_key" in data:
+            raise ConfigError(shown_name, "entry_key", f"no entry_key in store.yaml (the key comes from "
+                              f"{key_source} only)", "a key in the file")
+        data = {**data, "entry_key": entry_key}
+    config = _validate(StoreConfig, data, shown_name)
     catalog_path = store_dir.file(config.catalog, named_in=shown_name, field="catalog")
     catalog = _read_catalog(catalog_path, store_dir.name(config.catalog), store_dir)
     _check_slots_sold(config, catalog, shown_name)
     return Store(config=config, catalog=catalog, root=store_dir.path)
 
 
-def load_store(path: Path) -> Store:
-    """Read store.yaml and the catalog it names (as `walkout serve --store` does)."""
+def load_store(path: Path, *, entry_key: str | None = None, key_source: str | None = None) -> Store:
+    """Read store.yaml and the catalog it names (as `walkout serve --store` does).
+
+    `entry_key`, given, is the key from elsewhere (an environment variable): it takes the place of
+    store.yaml's. With `key_source` (where it comes from, for the error) as well, a store.yaml that
+    holds a key of its own is refused: the key must live in one place only.
+    """
     path = Path(path)
     problem = _not_a_regular_file(path)
     if problem:
         raise ConfigError(str(path), "(whole file)", "an existing store.yaml", problem)
     store_dir = _Dir(path.parent.resolve(), path.parent)
-    return _load_store(store_dir, path.name)
+    return _load_store(store_dir, path.name, entry_key, key_source)
 
 
 def _check_cameras_match(manifest: ScenarioManifest, config: StoreConfig, store_name: str) -> None:

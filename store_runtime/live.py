@@ -136,7 +136,6 @@ class StoreDays:
         self._days: dict[int, Day] = {}
         self._at = dict.fromkeys(scenario.video_paths, 0)  # camera -> the loop it is in
         self._credentials: list[tuple[str, str, str, float]] = []
-        self._one: Day | None = None
         self.newest: Day | None = None
         self.operator_token = ""
 
@@ -156,14 +155,12 @@ class StoreDays:
         return first
 
     def day(self, loop: int) -> Day:
+        if self.db_url is not None:
+            loop = 0  # a kept database: every loop is the first day, continued
         with self._lock:
-            if self._one is not None:
-                return self._one
             day = self._days.get(loop)
             if day is None:
                 day = self._days[loop] = self._make(loop)
-                if self.db_url is not None:
-                    self._one = day
                 if self.newest is None or day.number > self.newest.number:
                     self.newest = day
                     if self.on_new_day is not None:
@@ -214,7 +211,7 @@ class StoreDays:
 
     def close(self) -> None:
         with self._lock:
-            days, self._days, self._one = list(self._days.values()), {}, None
+            days, self._days = list(self._days.values()), {}
         for day in days:
             day.runtime.db.close()
 
@@ -354,10 +351,6 @@ class CameraLoop:
         self.source.close()
         self._thread.join(timeout)
 
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
     def status(self) -> dict[str, Any]:
         health = self.source.health()
         return {"camera": self.camera, "state": "failed" if self.error else health.state.value,
@@ -421,10 +414,6 @@ class LiveView:
         self._latest: dict[str, tuple[int, RedactedFrame]] = {}
         self._jpeg: dict[str, tuple[int, bytes]] = {}
         self._seq = 0
-
-    @property
-    def cameras(self) -> tuple[str, ...]:
-        return tuple(sorted(self.sizes))
 
     def sink(self, camera: str) -> Callable[[RedactedFrame], None]:
         """The node's sink for `camera`."""
@@ -580,12 +569,12 @@ def run_live(options: LiveOptions, *, stop: threading.Event | None = None, out: 
             serving.join(10)
 
         stack.callback(stop_server)
-        return _wait(stop, server, serving, cameras, listener, first, days, out, scenario)
+        return _wait(stop, server, serving, cameras, listener, days, out, scenario)
     return 0  # pragma: no cover - the with block returns
 
 
 def _wait(stop: threading.Event, server: Any, serving: threading.Thread, cameras: list[CameraLoop],
-          listener: socket.socket, first: Day, days: StoreDays, out: IO[str], scenario: Scenario) -> int:
+          listener: socket.socket, days: StoreDays, out: IO[str], scenario: Scenario) -> int:
     """Until stopped: say where to look once the API answers, and watch the threads."""
     announced = False
     while not stop.wait(0.2):

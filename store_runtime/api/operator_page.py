@@ -18,7 +18,7 @@ from typing import Any
 from store_runtime.baskets import Line, ReviewView
 from store_runtime.runtime import EntryView, ReceiptView, SessionView
 
-__all__ = ["PageData", "login_page", "operator_page", "panel"]
+__all__ = ["SHOWN", "PageData", "login_page", "operator_page", "panel"]
 
 SHOWN = 50  # at most this many rows a table: the page stays small however long the store is open
 

@@ -20,8 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from store_runtime import config as store_files
-from store_runtime.config import ConfigError, Store, StoreConfig, load_store
+from store_runtime.config import Store, load_store
 from store_runtime.db import DEFAULT_URL
 
 __all__ = ["ENV_VARS", "ApiSettings", "SettingsError", "load_store_for"]
@@ -105,23 +104,8 @@ def load_store_for(settings: ApiSettings) -> Store:
 
     Raises ConfigError naming the file and field, as `load_store` does.
     """
-    path = Path(settings.store)
     if settings.entry_key is None:
-        return load_store(path)
-    # store_runtime.config has no way to be handed a key from elsewhere: this is `load_store` with
-    # the key put into the file's mapping before it is checked (the same private steps it takes).
-    shown = str(path)
-    problem = store_files._not_a_regular_file(path)
-    if problem:
-        raise ConfigError(shown, "(whole file)", "an existing store.yaml", problem)
-    data = store_files._read_yaml_mapping(path, shown)
-    if settings.environment == "production" and "entry_key" in data:
-        raise ConfigError(shown, "entry_key", "no entry_key in store.yaml in production (the key comes from "
-                          "WALKOUT_ENTRY_KEY only)", "a key in the file")
-    data = {**data, "entry_key": settings.entry_key.get_secret_value()}
-    store_dir = store_files._Dir(path.parent.resolve(), path.parent)
-    config = store_files._validate(StoreConfig, data, shown)
-    catalog_path = store_dir.file(config.catalog, named_in=shown, field="catalog")
-    catalog = store_files._read_catalog(catalog_path, store_dir.name(config.catalog), store_dir)
-    store_files._check_slots_sold(config, catalog, shown)
-    return Store(config=config, catalog=catalog, root=store_dir.path)
+        return load_store(settings.store)
+    production = settings.environment == "production"
+    return load_store(settings.store, entry_key=settings.entry_key.get_secret_value(),
+                      key_source="WALKOUT_ENTRY_KEY in production" if production else None)

@@ -12,9 +12,9 @@ from store_runtime.api.deps import GateDep, MetricsDep, RuntimeDep, act_for_gate
 from store_runtime.api.errors import ApiError
 from store_runtime.api.schemas import ErrorOut, ExitIn, ReceiptOut
 from store_runtime.payments import MAX_KEY_CHARS, PaymentError
+from store_runtime.runtime import CAMERA_KEY_PREFIX
 
 router = APIRouter(prefix="/v1/exits", tags=["exits"])
-CAMERA_KEYS = "camera:"
 
 IdempotencyKey = Annotated[str, Header(
     alias="Idempotency-Key",
@@ -58,10 +58,10 @@ def _check_key(key: str) -> None:
         raise ApiError(400, "bad_idempotency_key", f"Idempotency-Key: expected 1 to {MAX_KEY_CHARS} printable "
                                                    f"ASCII characters, got {len(key)} characters"
                                                    + ("" if sound else " with others among them"))
-    if key.startswith(CAMERA_KEYS):
+    if key.startswith(CAMERA_KEY_PREFIX):
         # The runtime keys camera-detected exits "camera:<event id>"; a gate claiming one first would
         # keep that exit from being charged.
-        raise ApiError(400, "bad_idempotency_key", f"Idempotency-Key: keys starting with {CAMERA_KEYS!r} are "
+        raise ApiError(400, "bad_idempotency_key", f"Idempotency-Key: keys starting with {CAMERA_KEY_PREFIX!r} are "
                                                    "the runtime's own (camera-detected exits)")
 
 

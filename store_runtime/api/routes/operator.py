@@ -33,7 +33,7 @@ from starlette.concurrency import run_in_threadpool
 
 from store_runtime.api.deps import RuntimeDep, bearer_scheme
 from store_runtime.api.errors import ApiError
-from store_runtime.api.operator_page import PageData, login_page, operator_page, panel
+from store_runtime.api.operator_page import SHOWN, PageData, login_page, operator_page, panel
 from store_runtime.db import Credential, check_credential
 from store_runtime.runtime import StoreRuntime
 
@@ -42,7 +42,6 @@ __all__ = ["BASE", "COOKIE", "router"]
 BASE = "/operator"
 COOKIE = "walkout_operator"
 COOKIE_MAX_AGE_S = 8 * 3600  # one shift
-SHOWN = 50
 
 router = APIRouter(include_in_schema=False)
 
@@ -83,7 +82,10 @@ Auth = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 def _page_data(request: Request, runtime: StoreRuntime, operator: str) -> PageData:
     store = runtime.store
     receipts = runtime.receipts()
-    inside = [view for r in receipts[-SHOWN:] if r.exited_t is None and (view := runtime.session(r.session))]
+    # The newest of those inside, not those inside among the newest entries: a shopper still in the
+    # store must not drop off the page because many others came and went since.
+    inside_ids = [r.session for r in receipts if r.exited_t is None][-SHOWN:]
+    inside = [view for session in inside_ids if (view := runtime.session(session))]
     left = sorted((r for r in receipts if r.exited_t is not None), key=lambda r: (r.exited_t or 0.0, r.session),
                   reverse=True)[:SHOWN]
     entries = runtime.entries()[-SHOWN:][::-1]

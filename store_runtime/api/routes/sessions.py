@@ -11,7 +11,7 @@ from store_runtime.api.deps import OperatorDep, ReaderDep, RuntimeDep, gate_may_
 from store_runtime.api.errors import ApiError
 from store_runtime.api.schemas import ID_PATTERN, ErrorOut, ReceiptOut, SessionOut
 from store_runtime.db import Credential
-from store_runtime.runtime import StoreRuntime
+from store_runtime.runtime import SessionView, StoreRuntime
 
 router = APIRouter(tags=["sessions"])
 
@@ -20,32 +20,26 @@ _READ_ERRORS = {403: {"model": ErrorOut, "description": "a gate that has no need
                 404: {"model": ErrorOut, "description": "no such session (or, for a receipt, not left yet)"}}
 
 
-def _unknown(session: str) -> ApiError:
-    return ApiError(404, "unknown_session", f"no session {session[:64]!r}")
-
-
-def _check_reader(credential: Credential, runtime: StoreRuntime, session: str, entry_gate: str) -> None:
-    if not gate_may_read(credential, runtime, entry_gate):
-        raise ApiError(403, "forbidden", f"gate {credential.name!r} has no need to read session {session!r}")
+def _readable(session: str, reader: Credential, runtime: StoreRuntime) -> SessionView:
+    """The session, if there is one and `reader` has a need to read it (404, 403 otherwise)."""
+    view = runtime.session(session) if _ID.fullmatch(session) else None
+    if view is None:
+        raise ApiError(404, "unknown_session", f"no session {session[:64]!r}")
+    if not gate_may_read(reader, runtime, view.gate):
+        raise ApiError(403, "forbidden", f"gate {reader.name!r} has no need to read session {session!r}")
+    return view
 
 
 @router.get("/v1/sessions/{session}", response_model=SessionOut, responses=_READ_ERRORS)
 def get_session(session: str, reader: ReaderDep, runtime: RuntimeDep) -> SessionOut:
     """The session and its live basket."""
-    view = runtime.session(session) if _ID.fullmatch(session) else None
-    if view is None:
-        raise _unknown(session)
-    _check_reader(reader, runtime, session, view.gate)
-    return SessionOut.model_validate(view.to_json())
+    return SessionOut.model_validate(_readable(session, reader, runtime).to_json())
 
 
 @router.get("/v1/receipts/{session}", response_model=ReceiptOut, responses=_READ_ERRORS)
 def get_receipt(session: str, reader: ReaderDep, runtime: RuntimeDep) -> ReceiptOut:
     """The receipt once the session has left (404 while it is inside)."""
-    view = runtime.session(session) if _ID.fullmatch(session) else None
-    if view is None:
-        raise _unknown(session)
-    _check_reader(reader, runtime, session, view.gate)
+    _readable(session, reader, runtime)
     receipt = runtime.receipt(session)
     if receipt is None:
         raise ApiError(404, "no_receipt", f"session {session!r} has not left yet: no receipt")
