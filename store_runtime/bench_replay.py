@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from store_runtime.replay import ReplayOptions, ReplayResult, replay
+from store_runtime.scoring import realtime_factor
 
 TARGET = 2.0
 
@@ -29,7 +30,7 @@ class ReplayBench:
 
     @property
     def realtime_factor(self) -> float:
-        return self.recorded_seconds / self.wall_seconds if self.wall_seconds > 0 else float("inf")
+        return realtime_factor(self.recorded_seconds, self.wall_seconds)
 
     def add(self, name: str, result: ReplayResult) -> None:
         self.recorded_seconds += result.recorded_seconds

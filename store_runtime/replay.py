@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from store_runtime.config import Scenario, load_scenario
+from store_runtime.scoring import realtime_factor
 
 ProgressFn = Callable[[float, float], None]
 
@@ -49,7 +50,7 @@ class ReplayResult:
 
     @property
     def realtime_factor(self) -> float:
-        return self.recorded_seconds / self.wall_seconds if self.wall_seconds > 0 else float("inf")
+        return realtime_factor(self.recorded_seconds, self.wall_seconds)
 
 
 def _frames_in_time_order(sources: dict[str, Iterator]) -> Iterator[tuple[str, Any]]:
@@ -100,6 +101,8 @@ def replay(scenario_dir: Path, out_dir: Path, options: ReplayOptions = ReplayOpt
 
     started = time.perf_counter()
     scenario: Scenario = load_scenario(Path(scenario_dir))
+    if options.truth and not scenario.truth_path.is_file():
+        raise FileNotFoundError(f"{scenario.truth_path}: --truth given but the scenario has no truth.json")
     store = scenario.store
     out_dir = Path(out_dir)
     (out_dir / "private").mkdir(parents=True, exist_ok=True)
@@ -111,7 +114,8 @@ def replay(scenario_dir: Path, out_dir: Path, options: ReplayOptions = ReplayOpt
         db = open_database(f"sqlite:///{Path(tmp) / 'replay.db'}")
         stack.callback(db.close)
         runtime = StoreRuntime(db, store, clock=lambda: now[0])
-        sources, nodes, fps, durations = {}, {}, {}, {}
+        sources, nodes, fps = {}, {}, {}
+        duration = 0.0  # of the longest recording as its container says, for the progress bar
         frames_read = dict.fromkeys(scenario.video_paths, 0)
         for camera, video in sorted(scenario.video_paths.items()):
             source = stack.enter_context(open_source(SourceConfig(kind="file", uri=video, camera=camera,
@@ -124,8 +128,7 @@ def replay(scenario_dir: Path, out_dir: Path, options: ReplayOptions = ReplayOpt
                                        shelf=shelf_for(store, camera), redactor=Redactor.from_manifest(),
                                        sink=recorder.write)
             sources[camera] = iter(source)
-            fps[camera], durations[camera] = info.fps, (info.frames or 0) / info.fps
-        duration = max(durations.values(), default=0.0)
+            fps[camera], duration = info.fps, max(duration, (info.frames or 0) / info.fps)
 
         def deliver() -> None:
             for event in bus.drain():
@@ -138,6 +141,8 @@ def replay(scenario_dir: Path, out_dir: Path, options: ReplayOptions = ReplayOpt
             deliver()
             if progress:
                 progress(frame.t - scenario.start_unix, duration)
+        # What was read, not what the containers said (a file may not say, or say wrong).
+        duration = max((frames_read[c] / fps[c] for c in fps), default=0.0)
         for camera in sorted(nodes):
             nodes[camera].finish()
         deliver()
@@ -153,8 +158,6 @@ def replay(scenario_dir: Path, out_dir: Path, options: ReplayOptions = ReplayOpt
     recorded = sum(frames_read[c] / fps[c] for c in sorted(fps))
     metrics = None
     if options.truth:
-        if not scenario.truth_path.is_file():
-            raise FileNotFoundError(f"{scenario.truth_path}: --truth given but the scenario has no truth.json")
         prices = {g: p.price_cents for g, p in store.catalog.products.items()}
         metrics = score_replay(scenario.root, out_dir, prices=prices, camera_videos=scenario.video_paths,
                                wall_seconds=wall, recorded_seconds=recorded)

@@ -11,6 +11,8 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from store_runtime.scoring import realtime_factor
+
 _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:72em;color:#222}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
@@ -111,7 +113,7 @@ def _timings(stages: Mapping[str, Mapping[str, Any]], wall_seconds: float, recor
             rows.append(f"<tr><td>{_e(camera)}</td><td>{_e(stage)}</td><td class=n>{t.get('calls', 0)}</td>"
                         f"<td class=n>{t.get('ms_per_call', 0):.2f}</td>"
                         f"<td class=n>{t.get('seconds', 0):.2f}</td></tr>")
-    rtf = recorded_seconds / wall_seconds if wall_seconds > 0 else float("inf")
+    rtf = realtime_factor(recorded_seconds, wall_seconds)
     return (f"<p>{recorded_seconds:.1f} s recorded (all cameras) replayed in {wall_seconds:.1f} s: "
             f"realtime factor {rtf:.2f}.</p><table><tr><th>camera</th><th>stage</th><th class=n>calls</th>"
             "<th class=n>ms per call</th><th class=n>seconds</th></tr>" + "".join(rows) + "</table>")

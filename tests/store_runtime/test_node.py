@@ -79,6 +79,43 @@ def test_detection_runs_every_k_frames_and_on_motion_between() -> None:
     assert detector.calls == 5  # a sudden change is detected at once, before its turn at frame 20
 
 
+def test_a_small_moving_patch_is_detected_before_its_turn() -> None:
+    # A shopper stepping in at the door changes a corner of the frame, not its mean: the motion gate
+    # looks at cells, so the tentative track gets the detections it needs to be confirmed.
+    scenario = load_scenario(SAMPLES / "01-single")
+    detector = NoDetector()
+    node = CameraNode(scenario.store.config, "aisle", detector=detector, bus=MemoryBus(),
+                      config=NodeConfig(detect_every=5, motion_threshold=10.0))
+    still = np.full((720, 1280, 3), 100, np.uint8)
+    node.step(Frame("aisle", 0, 0.0, still))
+    door = still.copy()
+    door[400:700, 0:100] = 220  # 3 % of the frame: its mean moves by 4 grey levels, the cell's by far more
+    node.step(Frame("aisle", 1, 1 / 15, door))
+    assert detector.calls == 2
+
+
+class NoFaces:
+    def detect(self, image: np.ndarray) -> Detections:
+        return Detections.empty(("face",))
+
+
+def test_only_redacted_frames_reach_the_sink_every_one_in_order() -> None:
+    from vision.privacy import PrivacyConfig, RedactedFrame, Redactor
+
+    scenario = load_scenario(SAMPLES / "01-single")
+    config = scenario.store.config
+    with pytest.raises(ValueError, match="redactor"):
+        CameraNode(config, "gate", detector=NoDetector(), bus=MemoryBus(), sink=lambda picture: None)
+    out: list = []
+    node = CameraNode(config, "gate", detector=NoDetector(), bus=MemoryBus(), sink=out.append,
+                      redactor=Redactor(NoFaces(), PrivacyConfig(lookahead=2)))
+    for i in range(5):
+        node.step(Frame("gate", i, i / 15, np.full((480, 640, 3), 90, np.uint8)))
+    assert len(out) == 3  # two frames held back by the look-ahead ...
+    node.finish()
+    assert [p.index for p in out] == [0, 1, 2, 3, 4] and all(isinstance(p, RedactedFrame) for p in out)
+
+
 @pytest.mark.parametrize("kw, field", [({"detect_every": 0}, "detect_every"), ({"motion_threshold": 300}, "motion")])
 def test_bad_node_config_names_the_field(kw: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
