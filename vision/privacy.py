@@ -37,6 +37,7 @@ from typing import Literal, Protocol, get_args
 import cv2
 import numpy as np
 
+from vision.inference.boxes import box_iou, nms
 from vision.types import Detections, Frame, Tracks
 
 BlurKind = Literal["gaussian", "box", "fill"]
@@ -345,24 +346,27 @@ class Redactor:
         step = self._step
         self._step += 1
         self.stats.frames += 1
+        if self._history and self._history[-1].shape != frame.image.shape:
+            # The camera changed resolution: earlier pictures say nothing about this one.
+            self._history.clear()
+            self._full_due = True
         pending = _Pending(frame, step, self._heads(tracks))
+        # Where each face followed should be on this frame: the crops look there, the sightings match it.
+        predicted = [r.box_at(step)[0] for r in self._regions]
         started = self._clock()
         try:
-            found = self._detect(frame.image, pending.heads, step, started)
+            found = self._detect(frame.image, pending.heads, predicted, step, started)
             self._check_budget(started)  # a frame whose last look ran late is late all the same
         except _OverBudget:
             self._failed(pending, "budget", f"face detection ran past {self.config.budget_ms} ms")
         except Exception as exc:  # any failure of the model: blur everything rather than guess
             self._failed(pending, "error", f"{type(exc).__name__}: {exc}")
         else:
-            self._update(found, step)
+            self._update(found, predicted, step)
         finally:
             self.stats.detect_seconds += self._clock() - started
         self._pending.append(pending)
-        if not self._history or self._history[-1].shape == frame.image.shape:
-            self._history.append(frame.image)
-        else:  # the camera changed resolution: earlier pictures say nothing about this one
-            self._history = deque([frame.image], maxlen=2)
+        self._history.append(frame.image)
         ready = []
         while len(self._pending) > self.config.lookahead:
             ready.append(self._emit(self._pending.popleft()))
@@ -385,7 +389,8 @@ class Redactor:
 
     # ------------------------------------------------------------------------------------ detection
 
-    def _detect(self, image: np.ndarray, heads: list[np.ndarray], step: int, started: float) -> np.ndarray:
+    def _detect(self, image: np.ndarray, heads: list[np.ndarray], predicted: list[np.ndarray], step: int,
+                started: float) -> np.ndarray:
         """This frame's face boxes (N, 4) in frame pixels, every one a face the redactor trusts.
 
         Crops around the faces already followed (every frame) and around the heads of person tracks (with
@@ -399,8 +404,7 @@ class Redactor:
         cfg = self.config
         full = self._full_due or step % cfg.full_every == 0 or self._busy(image)
         windows = []
-        for region in self._regions:
-            box = region.box_at(step)[0]
+        for region, box in zip(self._regions, predicted, strict=True):
             slack = cfg.search * (2 if len(region.sightings) == 1 else 1)  # seen once: no speed yet, look further
             windows.append((_grow(box, slack), region.box[3] - region.box[1]))
         if full:
@@ -421,12 +425,11 @@ class Redactor:
         self.stats.full_passes += 1
         self._full_due = False
         self._last_full = _thumbnail(image) if cfg.full_on_motion is not None else None
-        followed = [r.box_at(step)[0] for r in self._regions]
         new = []
         for box, score in zip(boxes, scores, strict=True):
             if _centre_in(box, trusted, 0.25):
                 continue  # a crop found it already, at a better scale
-            if score >= cfg.confirm_score or _centre_in(box, followed, 0.5) or self._moved(image, box):
+            if score >= cfg.confirm_score or _centre_in(box, predicted, 0.5) or self._moved(image, box):
                 new.append(box)
             elif not self._known_spot(box, step):
                 self._check_budget(started)
@@ -441,10 +444,8 @@ class Redactor:
         """The box of a face confirmed at `confirm_score` in a crop around `box`, else None."""
         found, scores = self._in_crop(image, _grow(box, self.config.search), box[3] - box[1])
         self.stats.crop_passes += 1
-        near = _grow(box, 0.5)
         for b, s in sorted(zip(found, scores, strict=True), key=lambda p: -p[1]):
-            cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-            if s >= self.config.confirm_score and near[0] <= cx <= near[2] and near[1] <= cy <= near[3]:
+            if s >= self.config.confirm_score and _centre_in(b, [box], 0.5):
                 return b
         return None
 
@@ -461,9 +462,7 @@ class Redactor:
         """Whether the grey level under `box` changed by `motion_change` on average since two frames ago."""
         if not self._history:
             return False
-        height, width = image.shape[:2]
-        x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
-        x2, y2 = min(width, math.ceil(box[2])), min(height, math.ceil(box[3]))
+        x1, y1, x2, y2 = _pixels(box, image.shape)
         if x2 <= x1 or y2 <= y1:
             return False
         now = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY)
@@ -472,16 +471,14 @@ class Redactor:
 
     def _known_spot(self, box: np.ndarray, step: int) -> bool:
         for spot in self._spots:
-            if _iou(box, spot[0]) >= 0.5:
+            if box_iou(box[None], spot[0][None])[0, 0] >= 0.5:
                 spot[1] = step
                 return True
         return False
 
     def _in_crop(self, image: np.ndarray, window: np.ndarray, face_h: float, threshold: float | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
-        height, width = image.shape[:2]
-        x1, y1 = max(0, int(window[0])), max(0, int(window[1]))
-        x2, y2 = min(width, math.ceil(window[2])), min(height, math.ceil(window[3]))
+        x1, y1, x2, y2 = _pixels(window, image.shape)
         crop = image[y1:y2, x1:x2]
         # Scale the face to the size CenterFace finds best; never blow a crop up 4x or past CROP_MAX px.
         scale = min(4.0, self.config.crop_face_px / max(face_h, 1.0), CROP_MAX / max(crop.shape[:2]))
@@ -509,10 +506,9 @@ class Redactor:
 
     # ------------------------------------------------------------------------------------ regions
 
-    def _update(self, found: np.ndarray, step: int) -> None:
-        """Match this frame's faces to the known ones (nearest centre first, within the reach of the crop
-        that looked for each), add the new ones."""
-        predicted = [r.box_at(step)[0] for r in self._regions]
+    def _update(self, found: np.ndarray, predicted: list[np.ndarray], step: int) -> None:
+        """Match this frame's faces to the known ones where they were `predicted` (nearest centre first,
+        within the reach of the crop that looked for each), add the new ones."""
         pairs = []
         for i, box in enumerate(found):
             centre = (box[:2] + box[2:]) / 2
@@ -568,7 +564,9 @@ class Redactor:
         boxes = list(pending.heads)
         for region in self._regions:
             box, age, drift = region.box_at(pending.step)
-            if age <= (cfg.persist_frames if pending.step > region.seen else cfg.lookahead):
+            # A face seen on this frame or after it (at most `lookahead` frames later: nothing later has come
+            # in yet) is blurred; one last seen before it, for `persist_frames`.
+            if pending.step <= region.seen or age <= cfg.persist_frames:
                 # A position run on at the face's speed may be off by half the way run.
                 dx, dy = 0.5 * drift
                 # Grown by the face's longer side on both axes: a face seen sideways gets a narrow box,
@@ -639,21 +637,17 @@ def _centre_in(box: np.ndarray, others: Iterable[np.ndarray], grow: float) -> bo
     return False
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
+def _pixels(box: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The whole pixels (x1, y1, x2, y2) that `box` touches, clipped to a frame of `shape`."""
+    height, width = shape[:2]
+    return (max(0, math.floor(box[0])), max(0, math.floor(box[1])),
+            min(width, math.ceil(box[2])), min(height, math.ceil(box[3])))
 
 
 def _dedupe(boxes: np.ndarray, iou: float = 0.3) -> np.ndarray:
     """One box per face when a whole-frame pass and a crop both found it: the larger one is kept."""
     if len(boxes) < 2:
         return boxes
-    from vision.inference.boxes import nms
-
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     return boxes[nms(boxes.astype(np.float32), areas.astype(np.float32), iou)]
 
@@ -668,12 +662,7 @@ def blur_regions(image: np.ndarray, boxes: list[np.ndarray] | np.ndarray, kind: 
     low-pass at a fraction of the cost of a 100-pixel kernel, and no blocks (a mosaic can be undone).
     """
     height, width = image.shape[:2]
-    rects = []
-    for box in boxes:
-        x1, y1 = max(0, math.floor(box[0])), max(0, math.floor(box[1]))
-        x2, y2 = min(width, math.ceil(box[2])), min(height, math.ceil(box[3]))
-        if x2 > x1 and y2 > y1:
-            rects.append((x1, y1, x2, y2))
+    rects = [r for r in (_pixels(box, image.shape) for box in boxes) if r[2] > r[0] and r[3] > r[1]]
     for group in _groups(rects):
         if kind == "fill":
             for x1, y1, x2, y2 in group:

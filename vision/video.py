@@ -25,7 +25,9 @@ class VideoWriter:
         rate = fps if isinstance(fps, int | Fraction) else Fraction(fps).limit_denominator(1001)
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width, self._stream.height = size
-        self._stream.pix_fmt = "yuv420p"
+        # 4:2:0 halves the colour planes, so x264 refuses an odd width or height: such a picture keeps full
+        # colour rather than being cropped or padded (the private video has the input's size).
+        self._stream.pix_fmt = "yuv420p" if size[0] % 2 == 0 and size[1] % 2 == 0 else "yuv444p"
         # One thread and no scene-cut randomness: the same frames give the same bytes.
         self._stream.options = {"crf": str(crf), "preset": preset, "threads": "1"}
         self._frame_type = av.VideoFrame

@@ -189,3 +189,55 @@ def test_a_file_has_no_deadline_and_a_still_is_looked_at_in_full(tmp_path: Path)
     blur_file(photo, tmp_path / "p-out.png", PrivacyConfig(budget_ms=10), make)
     blur_file(video, tmp_path / "v-out.mp4", PrivacyConfig(budget_ms=10), make)
     assert [(c.budget_ms, c.full_max_side, c.lookahead) for c in given] == [(None, None, 0), (None, 640, 4)]
+
+
+class _Watching:
+    """A face model that finds nothing and notes the size of every picture it is shown."""
+
+    def __init__(self) -> None:
+        self.shapes: set[tuple[int, ...]] = set()
+
+    def detect(self, image: np.ndarray) -> Detections:
+        self.shapes.add(image.shape)
+        return Detections.empty(("face",))
+
+
+@pytest.mark.parametrize("rotation", [90, -90])
+def test_a_phone_video_is_looked_at_and_written_upright(tmp_path: Path, rotation: int) -> None:
+    # A phone stores a video held upright sideways, with a display matrix saying how to turn it. Decoded
+    # as stored, its faces lie on their side, where the face model misses many, and the copy would play
+    # sideways with those faces in it: the model is shown, and the copy gets, the picture a player shows.
+    import av
+
+    upright = np.zeros((64, 48, 3), np.uint8)
+    upright[:, :, 1] = np.arange(64, dtype=np.uint8)[:, None] * 4  # green grows downwards
+    upright[:, :, 2] = np.arange(48, dtype=np.uint8)[None, :] * 5  # red grows rightwards
+    stored = np.ascontiguousarray(np.rot90(upright, -rotation // 90))
+    video = tmp_path / "phone.mp4"
+    with av.open(str(video), "w") as container:
+        stream = container.add_stream("libx264", rate=5)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv444p"
+        stream.set_display_rotation(rotation)
+        for _ in range(3):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(stored, format="bgr24")))
+        container.mux(stream.encode())
+    faces = _Watching()
+    out = tmp_path / "out.mp4"
+    assert blur_file(video, out, make_redactor=lambda config: Redactor(faces, config)).frames == 3
+    assert (64, 48, 3) in faces.shapes and (48, 64, 3) not in faces.shapes
+    with av.open(str(out)) as container:
+        frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+    assert len(frames) == 3 and all(np.abs(f.astype(int) - upright).mean() < 4 for f in frames)
+
+
+def test_a_video_of_odd_size_keeps_its_size(tmp_path: Path) -> None:
+    # H.264 in 4:2:0 needs an even width and height; a 63x47 video once ended in an encoder traceback.
+    video = tmp_path / "odd.mp4"
+    with VideoWriter(video, (63, 47), fps=5) as writer:
+        writer.write(np.full((47, 63, 3), 100, np.uint8))
+    out = tmp_path / "out.mp4"
+    assert blur_file(video, out, make_redactor=lambda config: Redactor(_Exploding(10**6), config)).frames == 1
+    capture = cv2.VideoCapture(str(out))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok and frame.shape == (47, 63, 3)
