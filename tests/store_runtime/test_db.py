@@ -1,17 +1,12 @@
 """The runtime's database: URLs, SQLite durability settings, migrations, transactions, credentials,
-and (when a server is reachable on loopback) the same on PostgreSQL."""
+and the same on a real PostgreSQL (conftest.py starts one, or WALKOUT_TEST_POSTGRES_URL names one)."""
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect, select
 from store_fakes import MILK, T0, exited, inside, shelf
 
 from store_runtime.db import (
@@ -165,36 +160,6 @@ def test_credential_names_are_unique_and_unknown_tokens_are_nobody() -> None:
 
 
 # ------------------------------------------------------------------------------------ PostgreSQL
-
-
-def _postgres_url() -> str:
-    return os.environ.get("WALKOUT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-@pytest.fixture()
-def postgres_url() -> Iterator[str]:
-    """A fresh schema on a PostgreSQL server on loopback (or WALKOUT_TEST_POSTGRES_URL), dropped after."""
-    pytest.importorskip("psycopg", reason="PostgreSQL tests need psycopg (pip install walkout[scale])")
-    url = make_url(_postgres_url()).set(drivername="postgresql+psycopg")
-    try:
-        socket.create_connection((url.host or "127.0.0.1", url.port or 5432), timeout=0.5).close()
-    except OSError:
-        pytest.skip(f"no PostgreSQL server listening at {url.host}:{url.port or 5432} "
-                    "(set WALKOUT_TEST_POSTGRES_URL to run these)")
-    schema = f"walkout_test_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url)
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as e:  # a server that does not let us in is no server for these tests
-        admin.dispose()
-        pytest.skip(f"PostgreSQL at {url.host}: {type(e).__name__}: {str(e).splitlines()[0]}")
-    try:
-        yield url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def test_postgresql_migrates_and_charges_once(postgres_url: str, tmp_path: Path) -> None:
