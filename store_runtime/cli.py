@@ -403,6 +403,18 @@ def _cmd_bench_privacy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_load(args: argparse.Namespace) -> int:
+    from store_runtime import bench_load
+
+    try:
+        result = bench_load.bench_load(args.requests, args.concurrency, args.store,
+                                       log=lambda line: print(line, file=sys.stderr))
+    except bench_load.BenchError as exc:
+        raise UserError(str(exc)) from exc
+    print(json.dumps(result.as_dict()) if args.json else bench_load.format_table(result))
+    return 1 if result.errors else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="walkout", description="An open checkout-free store.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -550,6 +562,14 @@ def build_parser() -> argparse.ArgumentParser:
     privacy.add_argument("--no-speed", action="store_true", help="recall only")
     privacy.add_argument("--json", action="store_true", help="print the result as one JSON object")
     privacy.set_defaults(func=_cmd_bench_privacy)
+    load = bench_sub.add_parser("load", help="entries, events and exits a second against walkout serve on loopback, "
+                                             "p50 and p99, as ratios to a trivial FastAPI endpoint")
+    load.add_argument("--requests", type=int, default=500, help="requests in each phase")
+    load.add_argument("--concurrency", type=int, default=8, help="client threads, each on its own connection")
+    load.add_argument("--store", type=Path, default=SAMPLES_DIR / "02-pick-put" / "store.yaml",
+                      help="store.yaml served (default: the sample 02-pick-put's)")
+    load.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    load.set_defaults(func=_cmd_bench_load)
 
     codes = sub.add_parser("codes", help="read every barcode and QR code in images or videos (SPEC section 8)")
     codes.add_argument("files", nargs="+", type=Path, metavar="FILE", help="images or videos")

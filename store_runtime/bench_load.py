@@ -1,0 +1,415 @@
+"""`walkout bench load`: throughput and latency of the exit-gate API on loopback, as ratios to a
+trivial FastAPI endpoint measured the same way in the same run.
+
+`walkout serve` runs in its own process on a fresh SQLite file, exactly as an installer starts it
+(its JSON request log included); a trivial FastAPI app (one POST that validates a small body and
+answers `{"ok": true}`) runs in another process under uvicorn with the same options. This process
+is the load generator: a fixed number of requests, `concurrency` threads each on its own
+keep-alive connection, in phases:
+
+1. entries: `POST /v1/entries` with a fresh signed code each (201);
+2. events: `POST /v1/events` from the aisle camera, a shopper taking a product (200; not a gate
+   call, but it is what gives the exits something to charge; the shoppers walked in before, in
+   batches, untimed);
+3. exits: `POST /v1/exits` with an `Idempotency-Key` each (200, a real charge on the local
+   provider: authorise and capture, each its own committed transaction);
+4. trivial: the same number of `POST /ping` to the trivial app.
+
+Any other status, or a connection error, is an error; the run reports them and `walkout bench
+load` exits 1. Latencies are per request (send to last byte), p50 and p99 by nearest rank;
+throughput is requests over the phase's wall time. On a shared machine the absolute figures move
+with the load beside them; the ratios to the trivial endpoint are the figures to compare.
+
+`served(...)`, `serve_command(...)` and `free_port()` are also what the tests use to run real
+`walkout serve` processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import math
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+__all__ = [
+    "BenchError",
+    "Call",
+    "LoadResult",
+    "Phase",
+    "bench_load",
+    "format_table",
+    "free_port",
+    "run_phase",
+    "serve_command",
+    "served",
+    "trivial_app",
+]
+
+DEFAULT_STORE = Path("sample_videos") / "02-pick-put" / "store.yaml"
+START_TIMEOUT_S = 60.0
+REQUEST_TIMEOUT_S = 60.0
+MAX_EVENTS = 500  # a POST /v1/events carries at most this many
+
+
+class BenchError(RuntimeError):
+    """The bench could not run (a server did not start, the store has no shelf camera...)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Servers in their own processes
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_command(store: Path, db_url: str, port: int) -> list[str]:
+    """`walkout serve` as a command line, run by this Python (the console script's own code)."""
+    return [sys.executable, "-m", "store_runtime.cli", "serve", "--store", str(store), "--db", db_url,
+            "--port", str(port)]
+
+
+def trivial_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "store_runtime.bench_load", "--trivial-port", str(port)]
+
+
+def _server_env() -> dict[str, str]:
+    # The bench's settings are its own: none of the caller's WALKOUT_* reach the server.
+    return {k: v for k, v in os.environ.items() if not k.startswith("WALKOUT_")}
+
+
+@contextmanager
+def served(command: Sequence[str], port: int, log: Path, *, health: str = "/healthz",
+           timeout_s: float = START_TIMEOUT_S, cwd: Path | None = None) -> Iterator[subprocess.Popen]:
+    """Run `command` (a server on 127.0.0.1:`port`, its output to `log`) until `health` answers
+    200; stopped with SIGTERM (then SIGKILL) when the block ends. Raises BenchError with the log's
+    tail if it exits or does not answer within `timeout_s`."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(list(command), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   cwd=cwd, env=_server_env())
+    try:
+        wait_up(port, process, log, health=health, timeout_s=timeout_s)
+        yield process
+    finally:
+        stop(process)
+
+
+def wait_up(port: int, process: subprocess.Popen, log: Path, *, health: str = "/healthz",
+            timeout_s: float = START_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise BenchError(f"{' '.join(process.args[:4])}... exited with {process.returncode}:\n{_tail(log)}")
+        try:
+            status, _ = call(http.client.HTTPConnection("127.0.0.1", port, timeout=5), "GET", health)
+            if status == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise BenchError(f"nothing answered {health} on 127.0.0.1:{port} within {timeout_s:g} s:\n{_tail(log)}")
+        time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen, timeout_s: float = 30.0) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    return process.returncode
+
+
+def _tail(log: Path, chars: int = 3000) -> str:
+    return log.read_text(errors="replace")[-chars:] if log.is_file() else ""
+
+
+class _Ping(BaseModel):
+    gate: str
+    session: str
+
+
+def trivial_app() -> Any:
+    """The baseline: FastAPI's own cost for one small validated JSON body in and out, nothing else."""
+    from fastapi import FastAPI
+
+    app = FastAPI(title="trivial")
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/ping")
+    def ping(body: _Ping) -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
+
+
+def _serve_trivial(port: int) -> None:
+    import uvicorn
+
+    # The options `walkout serve` runs uvicorn with.
+    uvicorn.run(trivial_app(), host="127.0.0.1", port=port, log_config=None, access_log=False, server_header=False)
+
+
+# --------------------------------------------------------------------------------------------
+# The load generator
+
+
+def call(connection: http.client.HTTPConnection, method: str, path: str, body: Any = None,
+         headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """One request on a keep-alive connection: (status, body)."""
+    data = None if body is None else json.dumps(body).encode()
+    sent = {"content-type": "application/json"} if data is not None else {}
+    connection.request(method, path, body=data, headers={**sent, **(headers or {})})
+    response = connection.getresponse()
+    return response.status, response.read()
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A request of a phase, and the status that counts as success."""
+
+    method: str
+    path: str
+    body: Any
+    headers: dict[str, str]
+    expect: int
+
+
+@dataclass
+class Phase:
+    name: str
+    requests: int
+    concurrency: int
+    wall_s: float
+    latencies_s: list[float]
+    errors: int
+    first_errors: list[str] = field(default_factory=list)
+    answers: list[tuple[int, bytes]] = field(default_factory=list, repr=False)
+    answered_t: list[float] = field(default_factory=list, repr=False)  # Unix time each answer came
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.wall_s if self.wall_s > 0 else math.inf
+
+    def percentile_ms(self, q: float) -> float:
+        """Nearest-rank percentile of the latencies, in ms."""
+        if not self.latencies_s:
+            return math.nan
+        ordered = sorted(self.latencies_s)
+        return 1000 * ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"phase": self.name, "requests": self.requests, "concurrency": self.concurrency,
+                "wall_s": round(self.wall_s, 3), "throughput_per_s": round(self.throughput, 1),
+                "p50_ms": round(self.percentile_ms(0.5), 2), "p99_ms": round(self.percentile_ms(0.99), 2),
+                "errors": self.errors, "first_errors": self.first_errors}
+
+
+def run_phase(name: str, port: int, calls: Sequence[Call], concurrency: int) -> Phase:
+    """Send `calls` to 127.0.0.1:`port` from `concurrency` threads, each on its own keep-alive
+    connection; every answer is kept, in the order of `calls`."""
+    todo: queue.Queue[int] = queue.Queue()
+    for i in range(len(calls)):
+        todo.put(i)
+    latencies = [math.nan] * len(calls)
+    answers: list[tuple[int, bytes]] = [(0, b"")] * len(calls)
+    answered = [math.nan] * len(calls)
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT_S)
+        try:
+            while True:
+                try:
+                    i = todo.get_nowait()
+                except queue.Empty:
+                    return
+                c = calls[i]
+                start = time.perf_counter()
+                try:
+                    status, body = call(connection, c.method, c.path, c.body, c.headers)
+                except (OSError, http.client.HTTPException) as e:
+                    connection.close()
+                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT_S)
+                    status, body = 0, f"{type(e).__name__}: {e}".encode()
+                latencies[i] = time.perf_counter() - start
+                answers[i], answered[i] = (status, body), time.time()
+                if status != c.expect:
+                    with lock:
+                        errors.append(f"{c.method} {c.path}: {status} {body[:200].decode(errors='replace')}")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, name=f"load-{n}") for n in range(max(1, concurrency))]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - start
+    return Phase(name, len(calls), concurrency, wall, [t for t in latencies if not math.isnan(t)], len(errors),
+                 errors[:5], answers, answered)
+
+
+# --------------------------------------------------------------------------------------------
+# The bench
+
+
+@dataclass
+class LoadResult:
+    phases: list[Phase]
+    charged: int  # exits answered with a charged receipt of a non-empty basket
+    charged_cents: int
+
+    def phase(self, name: str) -> Phase:
+        return next(p for p in self.phases if p.name == name)
+
+    @property
+    def errors(self) -> int:
+        return sum(p.errors for p in self.phases)
+
+    def ratios(self, name: str) -> dict[str, float]:
+        """`name`'s figures over the trivial endpoint's: throughput (below 1: slower), p50 and p99 (above 1)."""
+        p, base = self.phase(name), self.phase("trivial")
+        return {"throughput": p.throughput / base.throughput, "p50": p.percentile_ms(0.5) / base.percentile_ms(0.5),
+                "p99": p.percentile_ms(0.99) / base.percentile_ms(0.99)}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"phases": [{**p.as_dict(), **({f"{k}_ratio": round(v, 3) for k, v in self.ratios(p.name).items()}
+                                              if p.name != "trivial" else {})} for p in self.phases],
+                "charged": self.charged, "charged_cents": self.charged_cents, "errors": self.errors}
+
+
+def _shelf_setup(store: Any) -> tuple[str, str, str, str]:
+    """(camera, entry zone, slot, gtin) of the first shelf camera that sees an entry zone and a slot."""
+    entries = [name for name, gate in store.config.gates.items() if gate.kind == "entry"]
+    for name, camera in store.config.cameras.items():
+        zone = next((z for z in entries if z in camera.zones), None)
+        if camera.role == "shelf" and zone and camera.slots:
+            return name, zone, camera.slots[0].id, camera.slots[0].gtin
+    raise BenchError(f"store {store.config.store_id}: no shelf camera with an entry zone and a slot to shop from")
+
+
+def bench_load(requests: int = 500, concurrency: int = 8, store_yaml: Path = DEFAULT_STORE,
+               log: Callable[[str], None] = lambda _line: None) -> LoadResult:
+    """Run the phases above with `requests` requests each; raises BenchError if a server does not start."""
+    from store_runtime.config import load_store
+    from store_runtime.db import add_credential, open_database
+    from store_runtime.events import event_id
+    from vision.entry_code import EntryClaims, make_code
+
+    if requests < 1 or concurrency < 1:
+        raise BenchError(f"--requests and --concurrency must be at least 1 (got {requests}, {concurrency})")
+    store = load_store(store_yaml)
+    entry_gates = [n for n, g in store.config.gates.items() if g.kind == "entry"]
+    exit_gates = [n for n, g in store.config.gates.items() if g.kind == "exit"]
+    if not entry_gates or not exit_gates:
+        raise BenchError(f"{store_yaml}: the bench needs an entry gate and an exit gate")
+    camera, zone, slot, gtin = _shelf_setup(store)
+    entry_gate, exit_gate = zone, exit_gates[0]
+    run = uuid.uuid4().hex[:8]
+    with tempfile.TemporaryDirectory(prefix="walkout-bench-load-") as folder:
+        root = Path(folder)
+        db_url = f"sqlite:///{root / 'walkout.db'}"
+        db = open_database(db_url)
+        try:
+            tokens = {name: add_credential(db, role, name) for name, role in
+                      ((entry_gate, "gate"), (exit_gate, "gate"), (camera, "node"))}
+        finally:
+            db.close()
+        auth = {name: {"Authorization": f"Bearer {token}"} for name, token in tokens.items()}
+        api_port, trivial_port = free_port(), free_port()
+        log(f"walkout serve on 127.0.0.1:{api_port}, the trivial app on 127.0.0.1:{trivial_port}")
+        with served(serve_command(store_yaml.resolve(), db_url, api_port), api_port, root / "serve.log", cwd=root), \
+                served(trivial_command(trivial_port), trivial_port, root / "trivial.log", cwd=root):
+            exp = int(time.time()) + 3600
+            codes = [make_code(store.config.entry_key_bytes,
+                               EntryClaims(f"c-{i:05d}", f"bench-{run}-{i}", store.config.store_id, exp, 1))
+                     for i in range(requests)]
+            entries = run_phase("entries", api_port, [
+                Call("POST", "/v1/entries", {"gate": entry_gate, "code": c}, auth[entry_gate], 201) for c in codes],
+                concurrency)
+            log(f"entries: {entries.throughput:.0f}/s")
+            # Each shopper walks in just after their code was admitted (the store clock is this
+            # machine's), which binds their track to the session waiting at the gate.
+            # in time order (the node's camera sees them one after the other), so each track is
+            # bound to a session; not timed. The phase times the picks that follow, one a request.
+            admitted = sorted((t, json.loads(body)["session"]) for (status, body), t in
+                              zip(entries.answers, entries.answered_t, strict=True) if status == 201)
+            sessions = [s for _, s in admitted]
+            walk_in = [{"id": event_id("bench", run, i, "entered"), "t": t + 0.001, "camera": camera,
+                        "kind": "entered", "track": i, "zone": zone} for i, (t, _) in enumerate(admitted)]
+            for start in range(0, len(walk_in), MAX_EVENTS):
+                batch = run_phase("walk in", api_port, [Call("POST", "/v1/events", {
+                    "events": walk_in[start:start + MAX_EVENTS]}, auth[camera], 200)], 1)
+                if batch.errors:
+                    raise BenchError(f"walking the shoppers in failed: {batch.first_errors[0]}")
+            events = run_phase("events", api_port, [
+                Call("POST", "/v1/events", {"events": [
+                    {"id": event_id("bench", run, i, "pick"), "t": t + 0.5, "camera": camera, "kind": "shelf",
+                     "action": "pick", "track": i, "gtin": gtin, "qty": 1, "slot": slot, "confidence": 0.95}]},
+                     auth[camera], 200) for i, (t, _) in enumerate(admitted)], concurrency)
+            log(f"events: {events.throughput:.0f}/s")
+            exits = run_phase("exits", api_port, [
+                Call("POST", "/v1/exits", {"gate": exit_gate, "session": s},
+                     {**auth[exit_gate], "Idempotency-Key": f"bench-{run}-{n}"}, 200)
+                for n, s in enumerate(sessions)], concurrency)
+            log(f"exits: {exits.throughput:.0f}/s")
+            trivial = run_phase("trivial", trivial_port, [
+                Call("POST", "/ping", {"gate": exit_gate, "session": f"s-{i}"}, {}, 200) for i in range(requests)],
+                concurrency)
+            log(f"trivial: {trivial.throughput:.0f}/s")
+    receipts = [json.loads(body) for status, body in exits.answers if status == 200]
+    charged = [r for r in receipts if r.get("status") == "charged" and r.get("total_cents", 0) > 0]
+    return LoadResult([entries, events, exits, trivial], len(charged), sum(r["charged_cents"] for r in charged))
+
+
+def format_table(result: LoadResult) -> str:
+    lines = ["| phase | requests | concurrency | per second | p50 ms | p99 ms | errors | vs trivial: "
+             "throughput / p50 / p99 |", "|---|---|---|---|---|---|---|---|"]
+    for p in result.phases:
+        ratios = "-" if p.name == "trivial" else " / ".join(f"{v:.2f}x" for v in result.ratios(p.name).values())
+        lines.append(f"| {p.name} | {p.requests} | {p.concurrency} | {p.throughput:.0f} | {p.percentile_ms(0.5):.1f} "
+                     f"| {p.percentile_ms(0.99):.1f} | {p.errors} | {ratios} |")
+    lines.append(f"exits charged: {result.charged} (a basket of one product each), {result.charged_cents} cents; "
+                 f"errors: {result.errors}")
+    lines += [f"  {p.name}: {e}" for p in result.phases for e in p.first_errors]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m store_runtime.bench_load --trivial-port N`: the trivial app (the bench starts it)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trivial-port", type=int, required=True)
+    _serve_trivial(parser.parse_args(argv).trivial_port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
