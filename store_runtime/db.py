@@ -40,6 +40,7 @@ from sqlalchemy import (
     create_engine,
     event,
     select,
+    text,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError
@@ -71,6 +72,7 @@ __all__ = [
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_URL = "sqlite:///walkout.db"
 SQLITE_BUSY_TIMEOUT_S = 30.0  # a writer waits this long for the lock before giving up
+MIGRATION_LOCK = 0x77616C6B6F7574  # "walkout": the PostgreSQL advisory lock that migrations take turns on
 
 Role = Literal["gate", "node", "operator"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -394,6 +396,12 @@ def _migrate(engine: Engine) -> None:
     from alembic import command
 
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # Two processes opening a new database at once (two `walkout serve` behind one load
+            # balancer) would both create the tables, and the second fail on the first's. The
+            # second waits here until the first has committed, then finds the schema at head.
+            # (SQLite's BEGIN IMMEDIATE already makes them take turns.)
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         command.upgrade(alembic_config(connection), "head")
 
 
