@@ -135,15 +135,49 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         runtime = open_runtime(settings)
     except OperationalError as exc:  # the database cannot be reached or opened
         raise UserError(f"database {settings.db_url.split('@')[-1]}: {exc.orig}") from exc
+    consumer = None
     try:
+        if args.bus:  # node events from JetStream too, applied beside the API's requests
+            consumer = _nats_module().NatsConsumer(_nats_settings(args.bus, runtime.store.config.store_id),
+                                                   runtime).start()
         app = create_app(settings, runtime=runtime)
         print(f"walkout serve: store {runtime.store.config.store_id} on http://{args.host}:{args.port} "
               f"(API document: /docs, /openapi.json)", file=sys.stderr, flush=True)
         uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False,
                     server_header=False, timeout_graceful_shutdown=10)
     finally:
+        if consumer is not None:
+            consumer.stop()
         runtime.db.close()
     return 0
+
+
+def _nats_module():
+    try:
+        from store_runtime.bus import nats
+    except ImportError as exc:
+        raise UserError(f"--bus needs the scale extra (pip install -e '.[scale]'): {exc}") from exc
+    return nats
+
+
+def _nats_settings(url: str, store_id: str):
+    from pydantic import ValidationError
+
+    try:
+        return _nats_module().NatsSettings(url=url, store_id=store_id)
+    except ValidationError as exc:
+        raise UserError(f"--bus: {exc.errors()[0]['msg']}") from None
+
+
+def _nats_bus(url: str, store_id: str, camera: str, outbox_path: Path | None):
+    settings = _nats_settings(url, store_id)
+    from store_runtime.bus.outbox import Outbox, OutboxBusy
+
+    try:
+        outbox = Outbox(outbox_path or Path(f"walkout-outbox-{camera}.db"))
+    except OutboxBusy as exc:
+        raise UserError(str(exc)) from exc
+    return _nats_module().NatsBus(settings, outbox, name=f"walkout-node-{camera}")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -307,24 +341,32 @@ def _cmd_node(args: argparse.Namespace) -> int:
         if args.camera not in store.cameras:
             raise UserError(f"camera {args.camera!r} is not in the store's cameras {sorted(store.cameras)}")
         config = NodeConfig(detect_every=args.detect_every)
+        # With --bus the events go to the broker through the outbox, opened before the detector loads
+        # (a wrong URL or an outbox in use is a quick one-line error); either way they are printed.
+        bus = _nats_bus(args.bus, store.store_id, args.camera, args.outbox) if args.bus else MemoryBus()
         detector = load_detector(args.model, args.threads)
-        bus = MemoryBus()
         node = CameraNode(store, args.camera, detector=detector, bus=bus, config=config,
                           shelf=shelf_for(store_files, args.camera))
         out = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
         try:
             with open_source(source_config) as source:
                 for frame in source:
-                    node.step(frame)
-                    for event in bus.drain():
+                    for event in node.step(frame):
                         out.write(event.to_json() + "\n")
-                node.finish()
-                for event in bus.drain():
+                    if isinstance(bus, MemoryBus):
+                        bus.drain()
+                for event in node.finish():
                     out.write(event.to_json() + "\n")
         finally:
             if args.out:
                 out.close()
-    except (ConfigError, SourceConfigError, SourceError, ModelError, FileNotFoundError, ValueError) as exc:
+            if not isinstance(bus, MemoryBus):
+                left = bus.close(timeout=10.0)
+                if left:
+                    print(f"walkout node: {left} events wait in {bus.outbox.path} for the broker; they go at "
+                          f"the next start", file=sys.stderr)
+    except (ConfigError, SourceConfigError, SourceError, ModelError, FileNotFoundError, ValueError,
+            OverflowError) as exc:  # OverflowError: the outbox stayed full (the broker away for long)
         raise UserError(str(exc)) from exc
     print(json.dumps(stage_report({args.camera: node})), file=sys.stderr)
     return 0
@@ -461,6 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
     node.add_argument("--detect-every", type=int, default=3, help="run the detector at least every k-th frame")
     node.add_argument("--out", type=Path, help="write events here instead of stdout")
+    node.add_argument("--bus", help="also publish them to NATS JetStream at nats://HOST:PORT (extra: scale)")
+    node.add_argument("--outbox", type=Path, help="with --bus: the SQLite file of events the broker has not "
+                                                  "acknowledged yet (default walkout-outbox-CAMERA.db)")
     node.set_defaults(func=_cmd_node)
 
     rp = sub.add_parser("replay", help="replay a recorded scenario through the whole system (SPEC section 5)")
@@ -479,6 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(or WALKOUT_DB)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    serve.add_argument("--bus", help="also apply camera-node events from NATS JetStream at nats://HOST:PORT "
+                                     "(extra: scale)")
     serve.set_defaults(func=_cmd_serve)
 
     run = sub.add_parser("run", help="the whole store on this machine (make run): API, operator page and a camera "
