@@ -208,6 +208,24 @@ def test_broker_stopped_while_nodes_publish_delays_events_and_loses_none(tmp_pat
     assert state(counting.runtime) == undisturbed(tmp_path, events)
 
 
+def test_node_and_runtime_started_before_the_broker_catch_up_once_it_is_there(tmp_path: Path,
+                                                                              broker: NatsServer) -> None:
+    broker.stop()  # a store booting: the broker's machine comes up last
+    events = day()[:6]
+    settings = settings_for(broker)
+    with consuming(tmp_path, settings) as (counting, consumer):
+        bus = NatsBus(settings, Outbox(tmp_path / "outbox.db"))
+        for event in events:
+            bus.publish(event)
+        time.sleep(1.0)
+        assert bus.health().backlog == len(events) and not counting.calls and consumer.stats().last_error
+        broker.start()
+        wait_for(all_applied(counting, events), "every event applied once the broker came")
+        assert bus.close() == 0
+        assert consumer.stats().last_error is None  # health says it works again
+    assert state(counting.runtime) == undisturbed(tmp_path, events)
+
+
 def run_publisher(broker: NatsServer, outbox: Path, events_file: Path, *, delay: float = 0.0) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen([sys.executable, str(HERE / "nats_publisher.py"), broker.url, STORE_ID, str(outbox),
