@@ -48,6 +48,7 @@ __all__ = [
     "ConfigError",
     "Gate",
     "Polygon",
+    "PrivacyConfig",
     "Product",
     "Scenario",
     "ScenarioManifest",
@@ -374,6 +375,59 @@ class CameraConfig(_Strict):
                            f"0 <= y <= {height}", _shown([x, y]), at=f"{at}[{k}]")
 
 
+MAX_VIDEO_DAYS = 30  # the issue's promise: private video and review clips never outlive a month
+MAX_TRACKING_DAYS = 366
+MAX_RECEIPT_YEARS = 30
+
+
+def _whole_number(low: int, high: int, unit: str, why: str = "") -> Callable[[object], int]:
+    def check(value: object) -> int:
+        # bool is an int to Python, and 3.5 days would be read as 3 somewhere down the line.
+        if type(value) is not int or not low <= value <= high:
+            raise _bad(f"a whole number of {unit} from {low} to {high}{why}", _shown(value))
+        return value
+    return check
+
+
+def _check_label(value: object) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_NAME_CHARS or not value.isprintable():
+        raise _bad(f"text of 1 to {MAX_NAME_CHARS} printable characters, in quotes", _shown(value))
+    return value
+
+
+Label = Annotated[str, BeforeValidator(_check_label)]
+
+
+class PrivacyConfig(_Strict):
+    """store.yaml's optional `privacy:` section: the notice shoppers accept, who answers for the
+    data, and how long each kind of it is kept (store_runtime/privacy.py applies these)."""
+
+    notice_version: Label = Field(
+        default="1", description="Version of the privacy notice the shopper app shows; recorded with every consent.")
+    controller: Label | None = Field(
+        default=None, description="Name and contact of the data controller, for the record of processing.")
+    dpo: Label | None = Field(default=None, description="Contact of the data protection officer, if there is one.")
+    video_days: Annotated[int, BeforeValidator(_whole_number(
+        1, MAX_VIDEO_DAYS, "days", " (private video and review clips are kept at most 30 days)"))] = Field(
+        default=3, description="Days private (blurred) video and review clips are kept before the purge deletes them.")
+    tracking_days: Annotated[int, BeforeValidator(_whole_number(1, MAX_TRACKING_DAYS, "days"))] = Field(
+        default=30, description="Days tracking data (tracks, shelf events, entries, decided reviews) is kept; "
+                                "receipts are then detached from it.")
+    receipt_years: Annotated[int, BeforeValidator(_whole_number(1, MAX_RECEIPT_YEARS, "years"))] = Field(
+        default=10, description="Years receipts and payment records are kept, as accounting law requires "
+                                "(10 in France, Code de commerce L123-22).")
+    media_dirs: tuple[RelativePath, ...] = Field(
+        default=(PurePosixPath("private"), PurePosixPath("clips")),
+        description="Folders, relative to store.yaml, of private video and review clips that the purge ages out.")
+
+    @model_validator(mode="after")
+    def _media_below_root(self) -> PrivacyConfig:
+        for i, folder in enumerate(self.media_dirs):
+            if not folder.parts:  # '.': the purge would age out the store's own files
+                raise _bad("a folder below store.yaml's, like private", _shown(str(folder)), at=f"media_dirs[{i}]")
+        return self
+
+
 class StoreConfig(_Strict):
     """store.yaml: the layout of one store (SPEC.md section 3)."""
 
@@ -391,6 +445,8 @@ class StoreConfig(_Strict):
     catalog: RelativePath = Field(description="Path of catalog.csv, relative to store.yaml.")
     gates: dict[Id, Gate] = Field(description="Gate name -> gate; at least one entry gate.")
     cameras: dict[Id, CameraConfig] = Field(description="Camera id -> camera.")
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig,
+                                   description="Consent notice, controller and retention (optional: defaults).")
 
     @property
     def entry_key_bytes(self) -> bytes:

@@ -51,16 +51,20 @@ __all__ = [
     "Base",
     "BasketEventRow",
     "ChargeRow",
+    "ConsentRow",
     "Credential",
     "CredentialRow",
     "Database",
+    "DiscardedEventRow",
     "EntryRow",
     "IdempotencyRow",
     "LedgerRow",
+    "PrivacyAuditRow",
     "RefundRow",
     "ReviewRow",
     "Role",
     "SessionRow",
+    "StoppedTrackRow",
     "TrackRow",
     "add_credential",
     "alembic_config",
@@ -97,8 +101,8 @@ def digest(*parts: object) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Tables. The first migration (migrations/versions/0001_initial.py) creates exactly these; a
-# change here needs a new revision (tests/store_runtime/test_db.py compares the two).
+# Tables. The migrations (migrations/versions/) build exactly these; a change here needs a new
+# revision (tests/store_runtime/test_db.py compares the two).
 
 
 class CredentialRow(Base):
@@ -140,6 +144,11 @@ class SessionRow(Base):
     exit_gate: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), index=True)
     version: Mapped[int] = mapped_column(Integer, default=0)
+    # Privacy (0002): when tracking stopped (consent withdrawn, customer erased), and when its
+    # tracking data was removed, its basket kept as receipt lines.
+    stopped_t: Mapped[float | None] = mapped_column(Float)
+    stopped_why: Mapped[str | None] = mapped_column(String(16))  # withdrawn (consent to checkout) | erased
+    detached_t: Mapped[float | None] = mapped_column(Float)
 
 
 class EntryRow(Base):
@@ -297,6 +306,66 @@ class LedgerRow(Base):
     ok: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str | None] = mapped_column(String(300))
     t: Mapped[float] = mapped_column(Float)
+
+
+class ConsentRow(Base):
+    """One consent of a customer to one purpose: given (with the notice version shown and how), and
+    withdrawn when it is. A new grant is a new row, so the history stays as proof (GDPR art. 7(1)).
+    `given_t` is None for a withdrawal recorded with no consent on file (it refuses entry)."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_customer_purpose", "customer", "purpose"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    customer: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(16))  # checkout | review_clips | analytics
+    notice_version: Mapped[str] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(16))  # app | gate_screen
+    given_t: Mapped[float | None] = mapped_column(Float)
+    withdrawn_t: Mapped[float | None] = mapped_column(Float)
+    withdrawn_method: Mapped[str | None] = mapped_column(String(16))  # app | gate_screen | erasure
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class StoppedTrackRow(Base):
+    """A person track whose customer's tracking stopped while it was in view: its later events are
+    discarded. No customer or session here, so it outlives an erasure; gone when the track leaves,
+    when a new person takes its id, or with the tracking data."""
+
+    __tablename__ = "stopped_tracks"
+    camera: Mapped[str] = mapped_column(String(64), primary_key=True)
+    track: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    reason: Mapped[str] = mapped_column(String(16))  # withdrawn | erased
+    t: Mapped[float] = mapped_column(Float, index=True)
+
+
+class DiscardedEventRow(Base):
+    """A node event of a stopped track: not applied, only this note of it (with its session while
+    one is kept)."""
+
+    __tablename__ = "discarded_events"
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)  # the event's id
+    kind: Mapped[str] = mapped_column(String(16))
+    camera: Mapped[str] = mapped_column(String(64))
+    t: Mapped[float] = mapped_column(Float, index=True)
+    session_id: Mapped[str | None] = mapped_column(ForeignKey("sessions.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(16))  # the stopped track's reason
+    discarded_t: Mapped[float] = mapped_column(Float)
+
+
+class PrivacyAuditRow(Base):
+    """Append-only, hash-chained log of every privacy operation: `sha256` covers the row's content
+    and `prev_sha256` (the row before's `sha256`), so an edited or removed row breaks the chain.
+    `prev_sha256` is unique: two writers can never both append after the same row."""
+
+    __tablename__ = "privacy_audit"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    t: Mapped[float] = mapped_column(Float)
+    actor: Mapped[str] = mapped_column(String(64))
+    op: Mapped[str] = mapped_column(String(32))
+    customer: Mapped[str | None] = mapped_column(String(64), index=True)
+    detail: Mapped[dict] = mapped_column(JSON)
+    prev_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
 
 
 # --------------------------------------------------------------------------------------------

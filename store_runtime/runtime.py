@@ -9,7 +9,8 @@ derived from codes, events and keys, so a replay's outputs are the same bytes ev
 The contract the HTTP API (SPEC section 7) and the replay harness (section 5) code against:
 
 - `enter(gate, code)` -> SessionView, or EntryRefused(reason) with reason in malformed (422),
-  signature (401), other_store (403), expired (410), used (409); the refusal is recorded first.
+  signature (401), other_store (403), expired (410), used (409), no_consent (403: consent to
+  checkout withdrawn); the refusal is recorded first.
   A code shown again at the same gate within `same_presentation_s` of its admission (a gate
   retrying its request, or its camera and its scanner both reporting one scan) answers the same
   session again instead of `used`.
@@ -19,6 +20,13 @@ The contract the HTTP API (SPEC section 7) and the replay harness (section 5) co
   gate that is no exit gate). The first response of a key is stored and replayed.
 - `session(id)`, `receipt(id)`, `receipts()`, `basket_events()`, `entries()`, `reviews()`,
   `resolve_review(...)`, `dispute(...)`, `recover()`, `finish(t)`.
+- `stop_customer(customer, why=..., then=...)`: the privacy side (`store_runtime/privacy.py`)
+  stops tracking a customer who withdrew consent to checkout or was erased.
+
+Privacy: an entry code is admitted only with consent to `checkout` (see `sessions.check_entry`).
+A session whose tracking was stopped is closed at that moment, its basket so far charged as at an
+exit; a node event of its people's tracks that arrives later (a pick, a track leaving) is not
+applied, only noted as discarded with the reason.
 
 Exits, charges and reviews:
 - A session exits when its gate sends `POST /v1/exits` or when every track bound to it has left
@@ -38,11 +46,12 @@ Exits, charges and reviews:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
@@ -71,11 +80,13 @@ from store_runtime.db import (
     BasketEventRow,
     ChargeRow,
     Database,
+    DiscardedEventRow,
     EntryRow,
     IdempotencyRow,
     RefundRow,
     ReviewRow,
     SessionRow,
+    StoppedTrackRow,
     TrackRow,
     digest,
 )
@@ -119,6 +130,8 @@ __all__ = [
     "StoreRuntime",
     "UnknownGate",
 ]
+
+log = logging.getLogger("walkout.runtime")
 
 DAY_S = 86_400.0
 CAMERA_KEY_PREFIX = "camera:"  # idempotency keys of camera-detected exits: the runtime's own namespace
@@ -291,6 +304,7 @@ class _Work:
 
 
 _NOTHING = _Work()
+_T = TypeVar("_T")
 
 
 def _finite(t: float) -> float:
@@ -355,7 +369,9 @@ class StoreRuntime:
                 if tx.get(AppliedEventRow, event.id) is not None:
                     return
                 tx.add(AppliedEventRow(id=event.id, kind=event.kind, camera=event.camera, t=event.t, applied_t=now))
-                if isinstance(event, EntryRead):
+                if not isinstance(event, EntryRead) and self._discarded(tx, event, now):
+                    work = _NOTHING
+                elif isinstance(event, EntryRead):
                     work = self._on_entry_read(tx, event)
                 elif isinstance(event, TrackZone):
                     work = self._on_track_zone(tx, event, now)
@@ -369,6 +385,26 @@ class StoreRuntime:
                     return
             raise
         self._run(work)
+
+    @staticmethod
+    def _discarded(tx: Session, e: TrackZone | ShelfAction, now: float) -> bool:
+        """Whether `e` is of a track whose customer's tracking stopped: then it is only noted. A
+        track coming in or appearing is a new person (a restarted tracker re-uses ids); one leaving
+        is the stopped person gone, and its note with it."""
+        if e.track < 0:
+            return False
+        stopped = tx.get(StoppedTrackRow, (e.camera, e.track))
+        if stopped is None:
+            return False
+        if isinstance(e, TrackZone) and e.kind != "exited":
+            tx.delete(stopped)
+            return False
+        track = tx.scalars(select(TrackRow).where(TrackRow.camera == e.camera, TrackRow.track == e.track)).first()
+        tx.add(DiscardedEventRow(id=e.id, kind=e.kind, camera=e.camera, t=e.t, reason=stopped.reason,
+                                 session_id=track.session_id if track is not None else None, discarded_t=now))
+        if isinstance(e, TrackZone):
+            tx.delete(stopped)
+        return True
 
     def _on_entry_read(self, tx: Session, e: EntryRead) -> _Work:
         if self._gates.get(e.gate) != "entry" or self._same_presentation(tx, e.gate, e.code, e.t) is not None:
@@ -860,12 +896,13 @@ class StoreRuntime:
     def basket_events(self) -> list[BasketEventView]:
         """Every pick and put as the system finally sees it, in time order (SPEC section 5's
         events.jsonl): those in baskets, and those held in open reviews under the believed
-        customer (None: nobody's). Events a person rejected and dispute corrections are left out."""
+        customer (None: nobody's). Events a person rejected, dispute corrections and the lines a
+        receipt keeps once its tracking data is gone (privacy retention) are left out."""
         with self.db.transaction() as tx:
             customers = {sid: customer for sid, customer in tx.execute(select(SessionRow.id, SessionRow.customer))}
             views = [BasketEventView(r.t, customers.get(r.session_id), r.session_id, r.action, r.gtin, r.qty,
                                      r.slot, r.camera, r.confidence)
-                     for r in tx.scalars(select(BasketEventRow).where(BasketEventRow.source != "dispute"))]
+                     for r in tx.scalars(select(BasketEventRow).where(BasketEventRow.source.in_(("camera", "review"))))]
             held = tx.scalars(select(ReviewRow).where(ReviewRow.kind == "shelf", ReviewRow.state == "open"))
             views += [BasketEventView(r.t, customers.get(r.session_id) if r.session_id else None, r.session_id,
                                       r.action or "", r.gtin or "", r.qty or 0, r.slot, r.camera, r.confidence, r.id)
@@ -878,6 +915,50 @@ class StoreRuntime:
             rows = tx.scalars(select(EntryRow).order_by(EntryRow.t, EntryRow.id)).all()
             return [EntryView(r.t, r.gate, r.source, r.customer, r.admitted, r.reason, r.detail, r.session_id)
                     for r in rows]
+
+    def receipts_of(self, customer: str) -> list[ReceiptView]:
+        """Every receipt of `customer`, in entry order, those still inside included (`open`)."""
+        with self.db.transaction() as tx:
+            rows = tx.scalars(select(SessionRow).where(SessionRow.customer == customer)
+                              .order_by(SessionRow.entered_t, SessionRow.id)).all()
+            return [self._receipt_view(tx, row) for row in rows]
+
+    # ------------------------------------------------------------------ privacy
+
+    def stop_customer(self, customer: str, *, why: Literal["withdrawn", "erased"],
+                      then: Callable[[Session, list[str]], _T], t: float | None = None) -> _T:
+        """Stop tracking `customer` (consent to checkout withdrawn, or erased) from now on.
+
+        Every session of theirs not stopped yet is marked, and its people's tracks still in view
+        noted as stopped, so their node events that arrive later are discarded (`apply`). A session
+        still open is closed now and its basket so far charged, as an exit would (held while a
+        review is open on it): the goods taken while consent held were sold, and charging them
+        needs no more tracking. `then(tx, closed)` runs in the same transaction (the privacy
+        side's consent and audit records); the provider is asked after the commit. Returns what
+        `then` returned.
+        """
+        now = self._now(t)
+        work, closed = _NOTHING, []
+        with self.db.transaction() as tx:
+            ids = tx.scalars(select(SessionRow.id).where(SessionRow.customer == customer,
+                                                         SessionRow.stopped_t.is_(None))
+                             .order_by(SessionRow.entered_t, SessionRow.id)).all()
+            for session_id in ids:
+                session = self._locked(tx, session_id)
+                session.stopped_t, session.stopped_why = now, why
+                for track in bound_tracks(tx, session.id):
+                    if track.left_t is None and tx.get(StoppedTrackRow, (track.camera, track.track)) is None:
+                        tx.add(StoppedTrackRow(camera=track.camera, track=track.track, reason=why, t=now))
+                if session.state == "open":
+                    session.exited_t = now  # exit_gate stays None: nobody walked through a gate
+                    work += self._charge_or_hold(tx, session, now)
+                    closed.append(session.id)
+            result = then(tx, closed)
+        try:
+            self._run(work)
+        except Exception:  # the provider away: the charge stays pending, finished by recover() or an exit retry
+            log.warning("a charge of a stopped session is left pending", exc_info=True)
+        return result
 
     # ------------------------------------------------------------------ helpers
 

@@ -2,7 +2,9 @@
 
 - `check_entry` re-checks a presented code with the store's own key, clock and used-token table
   (the sessions' unique `jti`): a camera node's verdict is never trusted. Every presentation is
-  recorded, admitted or refused with its reason; an admitted code opens exactly one session.
+  recorded, admitted or refused with its reason; an admitted code opens exactly one session. A
+  customer whose consent to checkout is on file as withdrawn is refused (`no_consent`); one with
+  none on file has it recorded from the code itself (`store_runtime/privacy.py` says why).
 - `bind_track` gives a person track that came in through an entry zone to the oldest admitted
   session at that gate still waiting for people (up to its `party`) within `window_s` of its code
   being read: people pass a gate in the order they scanned (the rule of `vision.gates.EntryBinder`,
@@ -23,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from store_runtime.config import StoreConfig
 from store_runtime.db import EntryRow, SessionRow, TrackRow, digest
+from store_runtime.privacy import admit_consent, checkout_consent
 from vision.entry_code import Refusal, verify_code
 
 __all__ = [
@@ -45,12 +48,15 @@ _REASON = {
     Refusal.EXPIRED: "expired",
     Refusal.REUSED: "used",
 }
-REFUSAL_STATUS = {"malformed": 422, "signature": 401, "other_store": 403, "expired": 410, "used": 409}
+# no_consent is ours, not the code's: the customer withdrew consent to checkout (privacy.py).
+REFUSAL_STATUS = {"malformed": 422, "signature": 401, "other_store": 403, "expired": 410, "used": 409,
+                  "no_consent": 403}
 
 
 class EntryRefused(Exception):
     """A presented code opened nothing. `reason` is one of malformed, signature, other_store,
-    expired, used; `status` its HTTP answer (SPEC section 7); the refusal is already recorded."""
+    expired, used, no_consent; `status` its HTTP answer (SPEC section 7, and 403 for no_consent);
+    the refusal is already recorded."""
 
     def __init__(self, reason: str, detail: str) -> None:
         self.reason = reason
@@ -90,15 +96,18 @@ def check_entry(tx: Session, store: StoreConfig, *, gate: str, code: str, t: flo
     verdict = verify_code(code, key=store.entry_key_bytes, store_id=store.store_id, now=t, is_used=used)
     claims = verdict.claims
     code_hash = digest(code)
-    outcome = "admitted" if verdict.ok else str(verdict.refusal)
+    ok, outcome = verdict.ok, "admitted" if verdict.ok else str(verdict.refusal)
+    reason, detail = (None, verdict.detail) if verdict.ok else (_REASON[verdict.refusal], verdict.detail)
+    if ok and claims is not None and checkout_consent(tx, claims.cid) == "withdrawn":
+        ok, outcome, reason = False, "no_consent", "no_consent"
+        detail = f"customer {claims.cid!r} has withdrawn consent to checkout, which entering needs"
     record = EntryRow(
         id="en_" + digest(source, event_id or "", gate, repr(t), code_hash, outcome)[:20],
         t=t, gate=gate, source=source, event_id=event_id, code_sha256=code_hash,
         customer=claims.cid if claims else None, jti=claims.jti if claims else None,
-        party=claims.party if claims else None, admitted=verdict.ok,
-        reason=None if verdict.ok else _REASON[verdict.refusal], detail=verdict.detail[:300], session_id=None)
+        party=claims.party if claims else None, admitted=ok, reason=reason, detail=detail[:300], session_id=None)
     session = None
-    if verdict.ok and claims is not None:
+    if ok and claims is not None:
         session = SessionRow(id=session_id(store.store_id, claims.jti), customer=claims.cid, jti=claims.jti,
                              gate=gate, party=claims.party, entered_t=t, exited_t=None, exit_gate=None,
                              state="open", version=0)
@@ -111,6 +120,7 @@ def check_entry(tx: Session, store: StoreConfig, *, gate: str, code: str, t: flo
             record.detail = f"token {claims.jti!r} was used before"
         else:
             record.session_id = session.id
+            admit_consent(tx, claims.cid, notice_version=store.privacy.notice_version, t=t, by=f"{source}:{gate}")
     if tx.get(EntryRow, record.id) is None:  # else: the very same presentation, told twice at one instant
         tx.add(record)
     return Entry(session, record)

@@ -17,18 +17,20 @@ or a gate or node acting for another, is 403.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from store_runtime.api.errors import ApiError
 from store_runtime.api.metrics import Metrics
+from store_runtime.api.schemas import ErrorOut
 from store_runtime.api.settings import ApiSettings
 from store_runtime.db import Credential, Role, check_credential
 from store_runtime.runtime import StoreRuntime
 
 __all__ = [
+    "AUTH_ERRORS",
     "CredentialDep",
     "GateDep",
     "MetricsDep",
@@ -94,6 +96,12 @@ def require(*roles: Role) -> Callable[[Credential], Credential]:
 
     return check
 
+
+# What every route behind a credential may answer, for its routers' `responses` (the document).
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "no credential, or one not known here"},
+    403: {"model": ErrorOut, "description": "a credential of another role, or a gate or node acting for another"},
+}
 
 GateDep = Annotated[Credential, Depends(require("gate"))]
 NodeDep = Annotated[Credential, Depends(require("node"))]

@@ -83,6 +83,12 @@ async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else error.replace("_", " ")
     if status == 404 and detail == "Not Found":
         detail = "no such route; the API is documented at /openapi.json"
+    if status == 400 and detail == "There was an error parsing the body":
+        # FastAPI's answer to a body that is not even text, where one that is text but not JSON gets
+        # its 422: one mistake, one answer, the 422 that every route with a body documents.
+        problem = "not valid JSON (not UTF-8 text)"
+        return JSONResponse(error_body("invalid_request", f"body: {problem}",
+                                       fields=[{"field": "body", "problem": problem}]), status_code=422)
     return JSONResponse(error_body(error, detail), status_code=status, headers=getattr(exc, "headers", None))
 
 

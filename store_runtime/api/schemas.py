@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from store_runtime.events import EntryRead, NodeEvent, ShelfAction, TrackZone
+from store_runtime.events import EntryRead, ShelfAction, TrackZone
 
 __all__ = [
     "DisputeIn",
@@ -102,10 +102,44 @@ def _sound_event(event: EntryRead | TrackZone | ShelfAction) -> EntryRead | Trac
     return event
 
 
+# The event types say what an event is; these say it with the bounds `_sound_event` holds them to,
+# so that the document tells a client (or a fuzzer) which events the API takes.
+def _seconds() -> Any:
+    return Field(ge=0, le=MAX_T, description="Unix seconds on the store clock (the scenario clock in a replay).")
+
+
+def _track(description: str) -> Any:
+    return Field(ge=-1, le=MAX_INT, description=description)
+
+
+# `kind` is required here (the event types default it): the API tells events apart by it.
+class EntryReadIn(EntryRead):
+    kind: Literal["entry"]
+    t: float = _seconds()
+    refusal: str | None = Field(default=None, max_length=MAX_CODE_CHARS)
+    customer: str | None = Field(default=None, max_length=MAX_CODE_CHARS)
+    jti: str | None = Field(default=None, max_length=MAX_CODE_CHARS)
+    party: int | None = Field(default=None, ge=-1, le=MAX_INT)
+
+
+class TrackZoneIn(TrackZone):
+    t: float = _seconds()
+    track: int = _track("The person track.")
+
+
+class ShelfActionIn(ShelfAction):
+    kind: Literal["shelf"]
+    t: float = _seconds()
+    track: int = _track("The person track the hand belongs to; -1 when nobody could be told.")
+
+
+EventIn = Annotated[EntryReadIn | TrackZoneIn | ShelfActionIn, Field(discriminator="kind")]
+
+
 class EventsIn(_In):
     """Events of one camera node, oldest first; each is applied once, by its id."""
 
-    events: list[Annotated[NodeEvent, AfterValidator(_sound_event)]] = Field(
+    events: list[Annotated[EventIn, AfterValidator(_sound_event)]] = Field(
         min_length=1, max_length=MAX_EVENTS, description="EntryRead, TrackZone or ShelfAction events (by `kind`).")
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from store_runtime.api.deps import MetricsDep, NodeDep, RuntimeDep, act_for_camera
+from store_runtime.api.deps import AUTH_ERRORS, MetricsDep, NodeDep, RuntimeDep, act_for_camera
 from store_runtime.api.errors import ApiError
 from store_runtime.api.schemas import ErrorOut, EventsIn, EventsOut
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/v1/events", tags=["events"], responses=AUTH_ERRORS)
 
 
 @router.post("", response_model=EventsOut, responses={

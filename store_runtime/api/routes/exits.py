@@ -8,16 +8,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header
 from fastapi.responses import Response
 
-from store_runtime.api.deps import GateDep, MetricsDep, RuntimeDep, act_for_gate
+from store_runtime.api.deps import AUTH_ERRORS, GateDep, MetricsDep, RuntimeDep, act_for_gate
 from store_runtime.api.errors import ApiError
 from store_runtime.api.schemas import ErrorOut, ExitIn, ReceiptOut
 from store_runtime.payments import MAX_KEY_CHARS, PaymentError
 from store_runtime.runtime import CAMERA_KEY_PREFIX
 
-router = APIRouter(prefix="/v1/exits", tags=["exits"])
+router = APIRouter(prefix="/v1/exits", tags=["exits"], responses=AUTH_ERRORS)
 
 IdempotencyKey = Annotated[str, Header(
     alias="Idempotency-Key",
+    # Said in the document, checked by `_check_key` (a 400 that says why, not the generic 422).
+    json_schema_extra={"minLength": 1, "maxLength": MAX_KEY_CHARS, "pattern": "^[ -~]+$"},
     description=f"The gate's own id for this exit (1 to {MAX_KEY_CHARS} printable ASCII characters, e.g. a "
                 "UUID): a retry with the same key and body gets the first answer again and is never charged twice.")]
 

@@ -12,7 +12,15 @@ from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from store_runtime.api.deps import MetricsDep, RuntimeDep, SettingsDep, bearer_scheme, get_credential, require
+from store_runtime.api.deps import (
+    AUTH_ERRORS,
+    MetricsDep,
+    RuntimeDep,
+    SettingsDep,
+    bearer_scheme,
+    get_credential,
+    require,
+)
 from store_runtime.api.errors import ApiError
 from store_runtime.api.schemas import ErrorOut, HealthOut
 
@@ -39,7 +47,8 @@ def _metrics_reader(request: Request, settings: SettingsDep, runtime: RuntimeDep
 
 
 @router.get("/metrics", dependencies=[Depends(_metrics_reader)], response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
+            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"},
+                       **AUTH_ERRORS})
 def metrics(metrics: MetricsDep) -> Response:
     """Request counts and latencies by route and status, and the store's own counts."""
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

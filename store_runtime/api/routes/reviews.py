@@ -7,12 +7,12 @@ from typing import Literal
 
 from fastapi import APIRouter
 
-from store_runtime.api.deps import MetricsDep, OperatorDep, RuntimeDep
+from store_runtime.api.deps import AUTH_ERRORS, MetricsDep, OperatorDep, RuntimeDep
 from store_runtime.api.errors import ApiError
 from store_runtime.api.schemas import ID_PATTERN, DisputeIn, ErrorOut, ResolveIn, ReviewOut
 from store_runtime.runtime import NotFound, ReviewClosed
 
-router = APIRouter(tags=["reviews"])
+router = APIRouter(tags=["reviews"], responses=AUTH_ERRORS)
 _ID = re.compile(ID_PATTERN)
 
 

@@ -7,13 +7,13 @@ import re
 
 from fastapi import APIRouter
 
-from store_runtime.api.deps import OperatorDep, ReaderDep, RuntimeDep, gate_may_read
+from store_runtime.api.deps import AUTH_ERRORS, OperatorDep, ReaderDep, RuntimeDep, gate_may_read
 from store_runtime.api.errors import ApiError
 from store_runtime.api.schemas import ID_PATTERN, ErrorOut, ReceiptOut, SessionOut
 from store_runtime.db import Credential
 from store_runtime.runtime import SessionView, StoreRuntime
 
-router = APIRouter(tags=["sessions"])
+router = APIRouter(tags=["sessions"], responses=AUTH_ERRORS)
 
 _ID = re.compile(ID_PATTERN)
 _READ_ERRORS = {403: {"model": ErrorOut, "description": "a gate that has no need to read this session"},
