@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from conftest import SAMPLES, sample_dirs
+from paths import SAMPLES, sample_dirs
 from store_runtime.config import load_scenario
 from store_runtime.scoring import score_replay
 from vision.synth.scenario import KINDS, SynthOptions, plan_scenario

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLES
+from paths import SAMPLES
 from store_runtime.cli import main
 from store_runtime.replay import ReplayOptions, replay
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import sample_dirs
+from paths import sample_dirs
 from store_runtime.cli import main
 from store_runtime.config import load_store
 from vision.entry_code import verify_code

@@ -32,7 +32,7 @@ from source_fakes import (
     write_raw_mjpeg,
 )
 
-from conftest import SAMPLES
+from paths import SAMPLES
 from vision.sources import (
     Backoff,
     FileSource,
