@@ -38,6 +38,7 @@ from store_runtime.api.errors import install_handlers
 from store_runtime.api.metrics import Metrics
 from store_runtime.api.middleware import JsonLogFormatter, RequestLog
 from store_runtime.api.routes import entries, events, exits, health, operator, reviews, sessions
+from store_runtime.api.schemas import ErrorOut
 from store_runtime.api.settings import ApiSettings, load_store_for
 from store_runtime.db import Database, open_database
 from store_runtime.payments import PaymentProvider
@@ -90,7 +91,11 @@ def create_app(settings: ApiSettings, *, runtime: StoreRuntime | None = None) ->
         finally:
             app.state.runtime.db.close()
 
-    app = FastAPI(title="walkout store runtime", version=API_VERSION, lifespan=lifespan,
+    # Every refusal is an ErrorOut (errors.py), a request that fails validation included: the
+    # document says so for every route, instead of FastAPI's own 422 shape, which is never sent.
+    invalid = {413: {"model": ErrorOut, "description": "the body is larger than the server takes (max_body_bytes)"},
+               422: {"model": ErrorOut, "description": "the request is not valid: `fields` names what and why"}}
+    app = FastAPI(title="walkout store runtime", version=API_VERSION, lifespan=lifespan, responses=invalid,
                   description="The exit-gate API of SPEC section 7 and the operators' routes. Every /v1 call "
                               "carries `Authorization: Bearer <credential>` (walkout credentials add).")
     app.state.settings = settings
