@@ -126,6 +126,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from store_runtime.api import configure_logging, create_app, open_runtime
     from store_runtime.api.settings import ApiSettings
+    from store_runtime.privacy import RETENTION_EVERY_S
 
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port: expected 1 to 65535, got {args.port}")
@@ -140,7 +141,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if args.bus:  # node events from JetStream too, applied beside the API's requests
             consumer = _nats_module().NatsConsumer(_nats_settings(args.bus, runtime.store.config.store_id),
                                                    runtime).start()
-        app = create_app(settings, runtime=runtime)
+        app = create_app(settings, runtime=runtime, retention_every_s=RETENTION_EVERY_S)
         print(f"walkout serve: store {runtime.store.config.store_id} on http://{args.host}:{args.port} "
               f"(API document: /docs, /openapi.json)", file=sys.stderr, flush=True)
         uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False,
@@ -198,6 +199,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     except OperationalError as exc:  # --db cannot be reached or opened
         raise UserError(f"database {str(args.db).split('@')[-1]}: {exc.orig}") from exc
+
+
+def _cmd_privacy(args: argparse.Namespace) -> int:
+    """The store's privacy jobs (store_runtime/privacy.py): the art. 30 record, the audit check, the purge."""
+    import time
+
+    from store_runtime import privacy
+    from store_runtime.api.settings import ApiSettings, load_store_for
+    from store_runtime.db import DEFAULT_URL, open_database
+
+    if args.action == "record":
+        record = privacy.processing_record(load_store_for(ApiSettings.from_env(store=args.store)))
+        print(json.dumps(record, indent=2) if args.json else privacy.record_text(record))
+        return 0
+    store = load_store_for(ApiSettings.from_env(store=args.store)) if args.action == "purge" else None
+    db = open_database(args.db or os.environ.get("WALKOUT_DB") or DEFAULT_URL)
+    try:
+        if store is not None:
+            print(json.dumps(privacy.purge(db, store, now=time.time(), by="walkout privacy purge")))
+            return 0
+        check = privacy.verify_audit(db)
+    finally:
+        db.close()
+    print(json.dumps(check.to_json()))
+    if not check.ok:
+        raise UserError(f"the audit log is broken at row {check.broken_at}: {check.problem}")
+    return 0
 
 
 def _cmd_credentials(args: argparse.Namespace) -> int:
@@ -548,6 +576,19 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name", required=True, help="gate name, camera id, or the operator's name")
     add.add_argument("--db", help="database URL (default: WALKOUT_DB, else sqlite:///walkout.db)")
     add.set_defaults(func=_cmd_credentials)
+
+    priv = sub.add_parser("privacy", help="consent, retention and audit jobs of the store (store_runtime/privacy.py)")
+    priv_sub = priv.add_subparsers(dest="action", required=True)
+    record = priv_sub.add_parser("record", help="print the GDPR art. 30 record of processing, from the store's config")
+    record.add_argument("--json", action="store_true", help="as JSON instead of Markdown")
+    verify_audit = priv_sub.add_parser("verify-audit", help="recompute the privacy audit log's hash chain (exit 2 "
+                                                            "naming the first broken row)")
+    purge = priv_sub.add_parser("purge", help="run the retention purge once (walkout serve runs it every hour)")
+    for action in (record, purge):
+        action.add_argument("--store", type=Path, help="store.yaml of the store (or WALKOUT_STORE)")
+    for action in (verify_audit, purge):
+        action.add_argument("--db", help="database URL (default: WALKOUT_DB, else sqlite:///walkout.db)")
+    priv.set_defaults(func=_cmd_privacy)
 
     code = sub.add_parser("entry-code", help="make a WO1 entry code for a test store (what the shopper app shows)")
     code.add_argument("--store", type=Path, required=True, help="store.yaml")

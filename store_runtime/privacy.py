@@ -516,7 +516,8 @@ def purge(db: Database, store: Store, *, now: float, by: str) -> dict[str, Any]:
 # Every table of the database, with the category of data it holds and the retention rule that ends
 # it. A table added without a line here shows up in the record as undocumented (and fails a test).
 TABLE_CATEGORIES: dict[str, tuple[str, str]] = {
-    "sessions": ("visits and receipts: customer id, entry token id, gate, party size, times, state", "receipts"),
+    "sessions": ("visits and receipts: customer id, entry token id, gate, party size, times, state; detached "
+                 "from tracking data once tracking retention ends", "receipts"),
     "basket_events": ("shelf events: product, quantity, price, time, camera, slot, confidence; folded into "
                       "receipt lines once tracking retention ends", "tracking"),
     "charges": ("charges: amount, currency, payment provider references", "receipts"),
@@ -551,7 +552,7 @@ ROLE_TEXT = {
 def _retention_text(rule: str, config: PrivacyConfig, idempotency_s: float) -> str:
     return {
         "receipts": f"{config.receipt_years} years after the visit (privacy.receipt_years; accounting law), then "
-                    f"deleted; detached from tracking data after {config.tracking_days} days",
+                    "deleted",
         "tracking": f"{config.tracking_days} days (privacy.tracking_days), then deleted",
         "idempotency": f"{idempotency_s / 3600:g} hours (SPEC section 7: a retried exit gets the same answer)",
         "consents": f"while given; once withdrawn, {config.receipt_years} years (proof of consent, art. 7(1))",

@@ -16,16 +16,22 @@ Routes (one router per resource, in `routes/`):
 | POST /v1/events | node | camera-node events, applied once each by id |
 | GET /v1/reviews, POST /v1/reviews/{id}/decision | operator | the review queue |
 | POST /v1/disputes | operator | a customer contests a receipt line |
+| /v1/privacy/... | operator | consents, export, erasure, retention purge, audit check, art. 30 record |
 | GET /healthz | anyone | up, database answering |
 | GET /metrics | operator (or anyone, if public) | Prometheus text |
 | GET /operator (and /) | operator (login form, cookie) | the operator page (`routes/operator.py`) |
 
 Each call of the runtime is its own database transaction (an exit is a few, by design: the charge
 row is committed before the provider is asked); errors are JSON (`errors.py`).
+
+With `retention_every_s` (`walkout serve`: every hour) the app runs the privacy retention purge in
+the background, once at start and then at that interval, for as long as it serves.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -37,11 +43,12 @@ from fastapi import FastAPI
 from store_runtime.api.errors import install_handlers
 from store_runtime.api.metrics import Metrics
 from store_runtime.api.middleware import JsonLogFormatter, RequestLog
-from store_runtime.api.routes import entries, events, exits, health, operator, reviews, sessions
+from store_runtime.api.routes import entries, events, exits, health, operator, privacy, reviews, sessions
 from store_runtime.api.schemas import ErrorOut
 from store_runtime.api.settings import ApiSettings, load_store_for
 from store_runtime.db import Database, open_database
 from store_runtime.payments import PaymentProvider
+from store_runtime.privacy import PrivacyOffice
 from store_runtime.runtime import RuntimeSettings, StoreRuntime
 
 __all__ = ["ApiSettings", "configure_logging", "create_app", "open_runtime"]
@@ -75,21 +82,40 @@ def open_runtime(settings: ApiSettings, *, provider: Callable[[Database], Paymen
     return runtime
 
 
-def create_app(settings: ApiSettings, *, runtime: StoreRuntime | None = None) -> FastAPI:
+async def _retention_job(app: FastAPI, every_s: float) -> None:
+    """The privacy retention purge, now and then every `every_s`; a failed run is logged and the
+    next one tries again (nothing it removes is needed by anything else)."""
+    while True:
+        try:
+            report = await asyncio.to_thread(PrivacyOffice(app.state.runtime).purge, by="retention-job")
+        except Exception:
+            log.exception("the retention purge failed; it runs again in %g s", every_s)
+        else:
+            log.info("retention purge: %d video files, %s", report["video_files"], report["removed"])
+        await asyncio.sleep(every_s)
+
+
+def create_app(settings: ApiSettings, *, runtime: StoreRuntime | None = None,
+               retention_every_s: float | None = None) -> FastAPI:
     """The API app. With `runtime`, the app serves it (and leaves closing it to the caller);
-    without, the app opens one from `settings` when it starts and closes it when it stops."""
+    without, the app opens one from `settings` when it starts and closes it when it stops. With
+    `retention_every_s`, it runs the privacy retention purge at start and at that interval."""
     metrics = Metrics(lambda: getattr(app.state, "runtime", None))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if runtime is not None:
-            yield
-            return
-        app.state.runtime = open_runtime(settings)
+        if runtime is None:
+            app.state.runtime = open_runtime(settings)
+        job = asyncio.create_task(_retention_job(app, retention_every_s)) if retention_every_s else None
         try:
             yield
         finally:
-            app.state.runtime.db.close()
+            if job is not None:
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
+            if runtime is None:
+                app.state.runtime.db.close()
 
     # Every refusal is an ErrorOut (errors.py), a request that fails validation included: the
     # document says so for every route, instead of FastAPI's own 422 shape, which is never sent.
@@ -103,7 +129,7 @@ def create_app(settings: ApiSettings, *, runtime: StoreRuntime | None = None) ->
     app.state.runtime = runtime
     install_handlers(app)
     app.add_middleware(RequestLog, metrics=metrics, max_body_bytes=settings.max_body_bytes)
-    for module in (entries, exits, sessions, events, reviews, health, operator):
+    for module in (entries, exits, sessions, events, reviews, privacy, health, operator):
         app.include_router(module.router)
     return app
 

@@ -13,20 +13,29 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from store_runtime.events import EntryRead, ShelfAction, TrackZone
 
 __all__ = [
+    "AuditCheckOut",
+    "ConsentIn",
+    "ConsentsOut",
     "DisputeIn",
     "EntryIn",
     "EntryOut",
+    "ErasureOut",
     "ErrorOut",
     "EventsIn",
     "EventsOut",
     "ExitIn",
+    "ExportOut",
     "HealthOut",
     "LineOut",
+    "PurgeOut",
     "ReceiptOut",
+    "RecordOut",
     "RefundOut",
     "ResolveIn",
     "ReviewOut",
     "SessionOut",
+    "WithdrawIn",
+    "WithdrawalOut",
 ]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # gate, camera and session names (as store.yaml's ids)
@@ -56,8 +65,12 @@ def _text(max_length: int, min_length: int = 0) -> Any:
 Code = _text(MAX_CODE_CHARS)
 Note = _text(500)
 Words = _text(300, min_length=1)
+NoticeVersion = _text(200, min_length=1)
 Name = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Gtin = Annotated[str, StringConstraints(pattern=r"^\d{8,14}$")]
+CUSTOMER_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"  # an entry code's `cid` (SPEC section 4)
+Purpose = Literal["checkout", "review_clips", "analytics"]  # as store_runtime.privacy.PURPOSES
+ConsentMethod = Literal["app", "gate_screen"]  # as store_runtime.privacy.METHODS
 
 
 class _In(BaseModel):
@@ -163,6 +176,22 @@ class DisputeIn(_In):
     reason: Words = Field(description="What the customer says.")
 
 
+class ConsentIn(_In):
+    """A customer's consent, recorded by an operator for the app or the gate screen that took it."""
+
+    purposes: list[Purpose] = Field(min_length=1, max_length=3, description="What the customer consents to.")
+    method: ConsentMethod = Field(description="Where the customer gave it: the app, or a gate's screen.")
+    notice_version: NoticeVersion | None = Field(
+        default=None, description="The privacy notice version shown (default: store.yaml's privacy.notice_version).")
+
+
+class WithdrawIn(_In):
+    """A customer withdraws consent; withdrawing checkout stops tracking them at the next event."""
+
+    purposes: list[Purpose] = Field(min_length=1, max_length=3, description="What the customer withdraws.")
+    method: ConsentMethod = Field(description="Where the customer withdrew it: the app, or a gate's screen.")
+
+
 # --------------------------------------------------------------------------------------------
 # Outputs
 
@@ -255,3 +284,99 @@ class ReviewOut(_Out):
 class HealthOut(_Out):
     status: Literal["ok"]
     store: str
+
+
+class ConsentStateOut(_Out):
+    state: Literal["given", "withdrawn", "none"]
+    required: bool = Field(description="Entering the store needs it (checkout).")
+    notice_version: str | None
+    method: str | None
+    given_t: float | None
+    withdrawn_t: float | None
+
+
+class ConsentRecordOut(_Out):
+    purpose: str
+    notice_version: str
+    method: str
+    given_t: float | None = Field(description="None: a withdrawal recorded with no consent on file.")
+    withdrawn_t: float | None
+    withdrawn_method: str | None
+    recorded_by: str
+
+
+class ConsentsOut(_Out):
+    """Where each purpose stands for a customer, and every consent record, oldest first."""
+
+    customer: str
+    purposes: dict[str, ConsentStateOut]
+    history: list[ConsentRecordOut]
+
+
+class WithdrawalOut(ConsentsOut):
+    sessions_closed: list[str] = Field(description="Sessions that were open: closed now, their basket so far "
+                                                   "charged (or held for an open review).")
+
+
+class KeptOut(_Out):
+    what: str
+    why: str
+    until: str
+
+
+class ErasureOut(_Out):
+    """What an erasure removed (counts by kind) and what it kept, why and until when."""
+
+    customer: str
+    t: float
+    sessions_closed: list[str]
+    consents_withdrawn: list[str]
+    removed: dict[str, int]
+    kept: list[KeptOut]
+
+
+class ExportOut(_Out):
+    """Everything held on a customer (an access request)."""
+
+    customer: str
+    store: str
+    generated_t: float
+    consents: list[ConsentRecordOut]
+    sessions: list[dict[str, Any]] = Field(description="Each with its receipt, shelf events, tracks, reviews and "
+                                                       "discarded events.")
+    entries: list[dict[str, Any]]
+    payments: list[dict[str, Any]]
+    privacy_operations: list[dict[str, Any]]
+
+
+class PurgeOut(_Out):
+    t: float
+    cutoffs: dict[str, float] = Field(description="Store times before which video, tracking data and receipts go.")
+    video_files: int
+    video_bytes: int
+    removed: dict[str, int]
+    problems: list[str]
+
+
+class AuditCheckOut(_Out):
+    ok: bool
+    rows: int
+    head: str = Field(description="sha256 of the newest row: write it down elsewhere to detect a cut-off tail.")
+    broken_at: int | None = Field(description="The first broken row's seq.")
+    problem: str | None
+
+
+class RecordOut(_Out):
+    """The GDPR art. 30(1) record of processing, from the running configuration."""
+
+    record: str
+    store: str
+    controller: dict[str, str]
+    notice_version: str
+    purposes: list[dict[str, Any]]
+    data_subjects: list[str]
+    categories: list[dict[str, Any]]
+    recipients: list[str]
+    transfers: str
+    retention: dict[str, Any]
+    safeguards: list[str]
