@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from paths import sample_dirs
 from sqlalchemy import text
 
-from paths import sample_dirs
 from store_runtime.cli import main
 from store_runtime.db import open_database
 from store_runtime.privacy import append_audit

@@ -449,3 +449,31 @@ def test_a_database_of_the_first_schema_upgrades_with_its_sessions_intact(tmp_pa
         row = tx.get(SessionRow, "s_old")
         assert (row.customer, row.stopped_t, row.detached_t) == ("c-9", None, None)
         assert tx.scalar(select(func.count()).select_from(ConsentRow)) == 0
+
+
+# ------------------------------------------------------------------------------ PostgreSQL
+
+
+def test_on_postgresql_concurrent_operations_keep_one_audit_chain(postgres_url: str, tmp_path: Path) -> None:
+    # READ COMMITTED lets two writers read the same newest row; the advisory lock makes them take
+    # turns, so the chain never forks (the unique prev_sha256 would refuse the second instead).
+    from concurrent.futures import ThreadPoolExecutor
+
+    runtime = open_runtime(tmp_path, db=open_database(postgres_url))
+    try:
+        privacy = office(runtime)
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda n: privacy.give(f"c-{n}", ["analytics"], method="app", by="alice", t=T0 + n),
+                          range(24)))
+        check = verify_audit(runtime.db)
+        assert (check.ok, check.rows) == (True, 24)
+        # Erasure mid-session on PostgreSQL too: the receipt kept, the tracking gone.
+        for event in (entry_read(code(), T0 + 30), entered(1, T0 + 31), shelf(1, "pick", MILK, T0 + 32)):
+            runtime.apply(event)
+        runtime.clock.t = T0 + 40
+        answer = privacy.erase("c-0001", by="alice")
+        [session] = answer["sessions_closed"]
+        assert runtime.receipt(session).total_cents == 120 and count(runtime, TrackRow) == 0
+        assert verify_audit(runtime.db).ok
+    finally:
+        runtime.db.close()
