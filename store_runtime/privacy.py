@@ -259,7 +259,9 @@ def _new_consent(tx: Session, customer: str, purpose: str, *, notice_version: st
                  withdrawn_method: str | None = None) -> ConsentRow:
     n = tx.scalar(select(func.count()).select_from(ConsentRow).where(
         ConsentRow.customer == customer, ConsentRow.purpose == purpose)) or 0
-    row = ConsentRow(id="cn_" + digest(customer, purpose, n)[:20], customer=customer, purpose=purpose,
+    # The time too: the purge removes old withdrawn rows, and a count alone would then come round again.
+    when = given_t if given_t is not None else withdrawn_t
+    row = ConsentRow(id="cn_" + digest(customer, purpose, repr(when), n)[:20], customer=customer, purpose=purpose,
                      notice_version=notice_version[:200], method=method, given_t=given_t, withdrawn_t=withdrawn_t,
                      withdrawn_method=withdrawn_method, recorded_by=by[:64])
     tx.add(row)

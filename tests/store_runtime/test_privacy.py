@@ -301,6 +301,23 @@ def test_receipts_go_when_their_accounting_years_end(tmp_path: Path) -> None:
     assert runtime.receipt(session) is None and runtime.provider.ledger() == []
 
 
+def test_a_withdrawn_consent_is_kept_as_proof_for_the_receipt_years_then_purged(tmp_path: Path) -> None:
+    runtime = open_runtime(tmp_path)
+    privacy = office(runtime)
+    privacy.give("c-1", ["analytics"], method="app", by="alice", t=T0)
+    privacy.withdraw("c-1", ["analytics"], method="app", by="alice", t=T0 + 1)
+    privacy.give("c-1", ["analytics"], method="app", by="alice", t=T0 + 2)
+    privacy.purge(by="test", now=T0 + 9 * 365 * DAY)
+    assert len(privacy.consents("c-1")["history"]) == 2
+    later = T0 + 11 * 365 * DAY
+    assert privacy.purge(by="test", now=later)["removed"]["consents"] == 1
+    [active] = privacy.consents("c-1")["history"]
+    assert (active["given_t"], active["withdrawn_t"]) == (T0 + 2, None)  # a consent still given stays
+    privacy.withdraw("c-1", ["analytics"], method="app", by="alice", t=later + 1)
+    privacy.give("c-1", ["analytics"], method="app", by="alice", t=later + 2)  # a fresh record, no clash
+    assert privacy.consents("c-1")["purposes"]["analytics"]["state"] == "given"
+
+
 def touch(path: Path, t: float) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\0" * 10)
