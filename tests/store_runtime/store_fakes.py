@@ -105,3 +105,28 @@ def two_inside(tmp_path: Path, **kw: object) -> StoreRuntime:
                   entered(2, T0 + 5)]:
         runtime.apply(event)
     return runtime
+
+
+class Crash(BaseException):
+    """The process dies: not an Exception, so no handler of ours gets to tidy up."""
+
+
+class CrashingProvider(LocalProvider):
+    """Dies at `when` (before the provider is reached, or after it captured), once."""
+
+    def __init__(self, db, when: str, **kw) -> None:
+        super().__init__(db, **kw)
+        self.when = when
+
+    def authorise(self, **kw):
+        if self.when == "before_provider":
+            self.when = ""
+            raise Crash
+        return super().authorise(**kw)
+
+    def capture(self, **kw):
+        result = super().capture(**kw)
+        if self.when == "after_capture":
+            self.when = ""
+            raise Crash
+        return result

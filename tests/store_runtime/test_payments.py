@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from store_fakes import BREAD, MILK, T0, Clock, exited, inside, shelf
+from store_fakes import BREAD, MILK, T0, Clock, Crash, CrashingProvider, exited, inside, shelf
 
 from store_runtime.db import IdempotencyRow, open_database
 from store_runtime.payments import (
@@ -277,31 +277,6 @@ def test_stored_answer_is_replayed_for_at_least_24_hours_then_the_session_still_
     status, answer = runtime.exit_request("exit-1", session, key="k-1", body={**body, "late": True})
     assert status == 200 and answer["charge"] == first[1]["charge"]  # forgotten key, but no second charge
     assert captures(runtime) == [370]
-
-
-class Crash(BaseException):
-    """The process dies: not an Exception, so no handler of ours gets to tidy up."""
-
-
-class CrashingProvider(LocalProvider):
-    """Dies at `when` (before the provider is reached, or after it captured), once."""
-
-    def __init__(self, db, when: str, **kw) -> None:
-        super().__init__(db, **kw)
-        self.when = when
-
-    def authorise(self, **kw):
-        if self.when == "before_provider":
-            self.when = ""
-            raise Crash
-        return super().authorise(**kw)
-
-    def capture(self, **kw):
-        result = super().capture(**kw)
-        if self.when == "after_capture":
-            self.when = ""
-            raise Crash
-        return result
 
 
 @pytest.mark.parametrize("when", ["before_provider", "after_capture"])

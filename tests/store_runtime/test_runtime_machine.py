@@ -19,7 +19,20 @@ from pathlib import Path
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from store_fakes import BREAD, JAM, MILK, PRICES, Clock, code, entered, exited, open_runtime, shelf
+from store_fakes import (
+    BREAD,
+    JAM,
+    MILK,
+    PRICES,
+    Clock,
+    Crash,
+    CrashingProvider,
+    code,
+    entered,
+    exited,
+    open_runtime,
+    shelf,
+)
 
 from store_runtime.payments import LocalProvider
 from store_runtime.runtime import StoreRuntime
@@ -28,29 +41,6 @@ PRODUCTS = [MILK, BREAD, JAM]
 SLOTS = {MILK: "A1", BREAD: "A2", JAM: "A3"}
 LEASE_S = 30.0  # RuntimeSettings' in_flight_lease_s
 CRASHES = st.sampled_from([None, "before_provider", "after_capture"])
-
-
-class Crash(BaseException):
-    """The process dies: not an Exception, so no handler of ours gets to tidy up."""
-
-
-class CrashingProvider(LocalProvider):
-    """Dies once, before the provider hears of the charge or just after it captured it."""
-
-    def __init__(self, db, when: str, **kw) -> None:
-        super().__init__(db, **kw)
-        self.when = when
-
-    def authorise(self, **kw):
-        if self.when == "before_provider":
-            raise Crash
-        return super().authorise(**kw)
-
-    def capture(self, **kw):
-        result = super().capture(**kw)
-        if self.when == "after_capture":
-            raise Crash
-        return result
 
 
 @dataclass
