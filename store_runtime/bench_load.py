@@ -1,11 +1,20 @@
 """`walkout bench load`: throughput and latency of the exit-gate API on loopback, as ratios to a
 trivial FastAPI endpoint measured the same way in the same run.
 
-`walkout serve` runs in its own process on a fresh SQLite file, exactly as an installer starts it
-(its JSON request log included); a trivial FastAPI app (one POST that validates a small body and
-answers `{"ok": true}`) runs in another process under uvicorn with the same options. This process
-is the load generator: a fixed number of requests, `concurrency` threads each on its own
-keep-alive connection, in phases:
+`walkout serve` runs in its own process, exactly as an installer starts it (its JSON request log
+included), on one of three databases:
+
+| `db` | the database |
+|---|---|
+| `sqlite` (default) | a fresh SQLite file in a temporary folder |
+| `start-postgres` | a throwaway PostgreSQL server started here (`throwaway_postgres`), removed afterwards |
+| a `postgresql://` URL | that server, in a schema of the bench's own (`walkout_bench_<run>`), dropped afterwards |
+
+With `servers=2` two `walkout serve` processes share the database, as a store runs them behind its
+proxy, and the requests go to them in turn (round robin, as the proxy spreads them). A trivial
+FastAPI app (one POST that validates a small body and answers `{"ok": true}`) runs in another
+process under uvicorn with the same options. This process is the load generator: a fixed number of
+requests, `concurrency` threads each on its own keep-alive connection (one a server), in phases:
 
 1. entries: `POST /v1/entries` with a fresh signed code each (201);
 2. events: `POST /v1/events` from the aisle camera, a shopper taking a product (200; not a gate
@@ -31,7 +40,9 @@ import http.client
 import json
 import math
 import os
+import pwd
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,7 +51,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +69,7 @@ __all__ = [
     "run_phase",
     "serve_command",
     "served",
+    "throwaway_postgres",
     "trivial_app",
 ]
 
@@ -65,6 +77,8 @@ DEFAULT_STORE = Path("sample_videos") / "02-pick-put" / "store.yaml"
 START_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 60.0
 WALK_IN_BATCH = 200  # events a POST: well under the API's 500 and its 64 KiB body limit
+MAX_SERVERS = 8
+PG_BIN_GLOB = "lib/postgresql/*/bin"
 
 
 class BenchError(RuntimeError):
@@ -176,6 +190,121 @@ def _serve_trivial(port: int) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# PostgreSQL for the bench: a throwaway server, or a schema of its own on a given one
+
+
+def _pg_bin() -> Path:
+    """The newest installed PostgreSQL's bin folder (Debian: /usr/lib/postgresql/<major>/bin)."""
+    found = [p for p in Path("/usr").glob(PG_BIN_GLOB) if (p / "initdb").is_file() and (p / "postgres").is_file()]
+    if not found:
+        raise BenchError("--start-postgres: no PostgreSQL server binaries in /usr/lib/postgresql/*/bin "
+                         "(apt-get install postgresql), or give --db postgresql://... of a server you run")
+    return max(found, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+
+
+def _pg_owner() -> pwd.struct_passwd | None:
+    """Whom the cluster belongs to: None (this user) unless we are root, whom PostgreSQL refuses."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise BenchError("--start-postgres: running as root and there is neither a postgres nor a nobody user "
+                     "to run PostgreSQL as")
+
+
+@contextmanager
+def throwaway_postgres(log: Callable[[str], None] = lambda _line: None) -> Iterator[str]:
+    """A PostgreSQL server for the length of the block: initdb in a new temporary folder, the
+    server on 127.0.0.1 at a free port, its `postgres` database's URL yielded; stopped (fast
+    shutdown) and its folder removed afterwards. Unlike the tests' server it keeps fsync and
+    synchronous commits on: the bench measures what a store would run. As root, the cluster
+    belongs to the `postgres` user and the server runs as that user (PostgreSQL refuses root)."""
+    import psycopg
+
+    bin_dir, owner = _pg_bin(), _pg_owner()
+    as_owner: dict[str, Any] = {} if owner is None else {"user": owner.pw_uid, "group": owner.pw_gid,
+                                                         "extra_groups": []}
+    folder = Path(tempfile.mkdtemp(prefix="walkout-bench-pg-"))
+    process: subprocess.Popen | None = None
+    try:
+        if owner is not None:
+            os.chown(folder, owner.pw_uid, owner.pw_gid)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
+        done = subprocess.run([str(bin_dir / "initdb"), "-D", str(folder / "data"), "-U", "postgres", "--auth=trust",
+                               "-E", "UTF8", "--locale=C", "--no-sync"],
+                              cwd=folder, env=env, capture_output=True, text=True, timeout=120, check=False,
+                              **as_owner)
+        if done.returncode != 0:
+            raise BenchError(f"--start-postgres: initdb failed ({done.returncode}): "
+                             f"{(done.stderr or done.stdout)[-2000:]}")
+        port = free_port()
+        log_path = folder / "postgres.log"
+        with log_path.open("w") as out:
+            if owner is not None:
+                os.chown(log_path, owner.pw_uid, owner.pw_gid)
+            process = subprocess.Popen(
+                [str(bin_dir / "postgres"), "-D", str(folder / "data"), "-p", str(port),
+                 "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200"],
+                cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **as_owner)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                raise BenchError(f"--start-postgres: postgres exited with {process.returncode}:\n{_tail(log_path)}")
+            try:
+                psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
+                                connect_timeout=2).close()
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"--start-postgres: nothing answered on 127.0.0.1:{port} within "
+                                     f"{START_TIMEOUT_S:g} s:\n{_tail(log_path)}") from None
+                time.sleep(0.1)
+        log(f"PostgreSQL {bin_dir.parent.name} on 127.0.0.1:{port} in {folder}")
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGINT)  # fast shutdown: open connections are cut
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def own_schema(url: str, name: str) -> Iterator[str]:
+    """`url` with a new, empty schema `name` first on its search path; the schema is dropped afterwards
+    with everything the bench wrote in it. The URL's user needs CREATE on its database."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    parsed = make_url(url)
+    if "options" in parsed.query:
+        raise BenchError("--db: the bench sets the URL's `options` (search_path) itself; give a URL without them")
+    admin = create_engine(parsed.set(drivername="postgresql+psycopg"))
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        try:
+            with admin.begin() as connection:
+                connection.execute(text(f'CREATE SCHEMA "{name}"'))
+        except SQLAlchemyError as exc:
+            raise BenchError(f"--db {shown}: could not create the bench's schema {name}: "
+                             f"{str(getattr(exc, 'orig', exc)).strip()}") from None
+        try:
+            yield parsed.update_query_dict({"options": f"-csearch_path={name}"}).render_as_string(hide_password=False)
+        finally:
+            with admin.begin() as connection:
+                connection.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+    finally:
+        admin.dispose()
+
+
+# --------------------------------------------------------------------------------------------
 # The load generator
 
 
@@ -211,6 +340,7 @@ class Phase:
     first_errors: list[str] = field(default_factory=list)
     answers: list[tuple[int, bytes]] = field(default_factory=list, repr=False)
     answered_t: list[float] = field(default_factory=list, repr=False)  # Unix time each answer came
+    by_server: list[int] = field(default_factory=list)  # requests sent to each server, in the order of the ports
 
     @property
     def throughput(self) -> float:
@@ -227,12 +357,18 @@ class Phase:
         return {"phase": self.name, "requests": self.requests, "concurrency": self.concurrency,
                 "wall_s": round(self.wall_s, 3), "throughput_per_s": round(self.throughput, 1),
                 "p50_ms": round(self.percentile_ms(0.5), 2), "p99_ms": round(self.percentile_ms(0.99), 2),
-                "errors": self.errors, "first_errors": self.first_errors}
+                "errors": self.errors, "first_errors": self.first_errors, "by_server": self.by_server}
 
 
-def run_phase(name: str, port: int, calls: Sequence[Call], concurrency: int) -> Phase:
-    """Send `calls` to 127.0.0.1:`port` from `concurrency` threads, each on its own keep-alive
-    connection; every answer is kept, in the order of `calls`."""
+def run_phase(name: str, port: int | Sequence[int], calls: Sequence[Call], concurrency: int) -> Phase:
+    """Send `calls` to 127.0.0.1:`port` from `concurrency` threads; with several ports (servers
+    behind one database) call i goes to port i modulo their number, round robin as a proxy spreads
+    requests. Each thread keeps one keep-alive connection a port. Every answer is kept, in the
+    order of `calls`."""
+    ports = [port] if isinstance(port, int) else list(port)
+    sent = [0] * len(ports)
+    for i in range(len(calls)):
+        sent[i % len(ports)] += 1
     todo: queue.Queue[int] = queue.Queue()
     for i in range(len(calls)):
         todo.put(i)
@@ -242,21 +378,24 @@ def run_phase(name: str, port: int, calls: Sequence[Call], concurrency: int) -> 
     errors: list[str] = []
     lock = threading.Lock()
 
+    def connect(port: int) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT_S)
+
     def worker() -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT_S)
+        connections = [connect(p) for p in ports]
         try:
             while True:
                 try:
                     i = todo.get_nowait()
                 except queue.Empty:
                     return
-                c = calls[i]
+                c, k = calls[i], i % len(ports)
                 start = time.perf_counter()
                 try:
-                    status, body = call(connection, c.method, c.path, c.body, c.headers)
+                    status, body = call(connections[k], c.method, c.path, c.body, c.headers)
                 except (OSError, http.client.HTTPException) as e:
-                    connection.close()
-                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT_S)
+                    connections[k].close()
+                    connections[k] = connect(ports[k])
                     status, body = 0, f"{type(e).__name__}: {e}".encode()
                 latencies[i] = time.perf_counter() - start
                 answers[i], answered[i] = (status, body), time.time()
@@ -264,7 +403,8 @@ def run_phase(name: str, port: int, calls: Sequence[Call], concurrency: int) -> 
                     with lock:
                         errors.append(f"{c.method} {c.path}: {status} {body[:200].decode(errors='replace')}")
         finally:
-            connection.close()
+            for connection in connections:
+                connection.close()
 
     threads = [threading.Thread(target=worker, name=f"load-{n}") for n in range(max(1, concurrency))]
     start = time.perf_counter()
@@ -274,7 +414,7 @@ def run_phase(name: str, port: int, calls: Sequence[Call], concurrency: int) -> 
         thread.join()
     wall = time.perf_counter() - start
     return Phase(name, len(calls), concurrency, wall, [t for t in latencies if not math.isnan(t)], len(errors),
-                 errors[:5], answers, answered)
+                 errors[:5], answers, answered, sent)
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,6 +426,8 @@ class LoadResult:
     phases: list[Phase]
     charged: int  # exits answered with a charged receipt of a non-empty basket
     charged_cents: int
+    database: str = "sqlite"  # what the servers ran on, in words
+    servers: int = 1  # `walkout serve` processes sharing it
 
     def phase(self, name: str) -> Phase:
         return next(p for p in self.phases if p.name == name)
@@ -301,8 +443,9 @@ class LoadResult:
                 "p99": p.percentile_ms(0.99) / base.percentile_ms(0.99)}
 
     def as_dict(self) -> dict[str, Any]:
-        return {"phases": [{**p.as_dict(), **({f"{k}_ratio": round(v, 3) for k, v in self.ratios(p.name).items()}
-                                              if p.name != "trivial" else {})} for p in self.phases],
+        phases = [{**p.as_dict(), **({f"{k}_ratio": round(v, 3) for k, v in self.ratios(p.name).items()}
+                                     if p.name != "trivial" else {})} for p in self.phases]
+        return {"database": self.database, "servers": self.servers, "phases": phases,
                 "charged": self.charged, "charged_cents": self.charged_cents, "errors": self.errors}
 
 
@@ -316,82 +459,115 @@ def _shelf_setup(store: Any) -> tuple[str, str, str, str]:
     raise BenchError(f"store {store.config.store_id}: no shelf camera with an entry zone and a slot to shop from")
 
 
-def bench_load(requests: int = 500, concurrency: int = 8, store_yaml: Path = DEFAULT_STORE,
+def bench_load(requests: int = 500, concurrency: int = 8, store_yaml: Path = DEFAULT_STORE, *,
+               db: str = "sqlite", servers: int = 1,
                log: Callable[[str], None] = lambda _line: None) -> LoadResult:
-    """Run the phases above with `requests` requests each; raises BenchError if a server does not start."""
+    """Run the phases above with `requests` requests each, against `servers` `walkout serve`
+    processes on `db` (see the table above); raises BenchError if a server does not start."""
     from store_runtime.config import load_store
-    from store_runtime.db import add_credential, open_database
-    from store_runtime.events import event_id
-    from vision.entry_code import EntryClaims, make_code
 
     if requests < 1 or concurrency < 1:
         raise BenchError(f"--requests and --concurrency must be at least 1 (got {requests}, {concurrency})")
+    if not 1 <= servers <= MAX_SERVERS:
+        raise BenchError(f"--servers: expected 1 to {MAX_SERVERS}, got {servers}")
+    if db not in ("sqlite", "start-postgres") and not db.startswith(("postgresql://", "postgresql+psycopg://")):
+        raise BenchError(f"--db: expected a postgresql:// URL (the default is a fresh SQLite file), got "
+                         f"{db.split('@')[-1]!r}")
     store = load_store(store_yaml)
+    plan = _plan(store, store_yaml)  # a store the bench cannot shop in is refused before anything starts
+    run = uuid.uuid4().hex[:8]
+    with tempfile.TemporaryDirectory(prefix="walkout-bench-load-") as folder, ExitStack() as stack:
+        root = Path(folder)
+        if db == "sqlite":
+            db_url, database = f"sqlite:///{root / 'walkout.db'}", "SQLite file (WAL, synchronous=FULL)"
+        elif db == "start-postgres":
+            db_url = stack.enter_context(throwaway_postgres(log))
+            database = "PostgreSQL started by the bench (fsync on)"
+        else:
+            db_url = stack.enter_context(own_schema(db, f"walkout_bench_{run}"))
+            database = f"PostgreSQL at {db.split('@')[-1].split('?')[0]}"
+        phases = _bench_phases(store, store_yaml, plan, db_url, root, requests, concurrency, servers, run, log)
+    receipts = [json.loads(body) for status, body in phases[2].answers if status == 200]
+    charged = [r for r in receipts if r.get("status") == "charged" and r.get("total_cents", 0) > 0]
+    return LoadResult(phases, len(charged), sum(r["charged_cents"] for r in charged), database, servers)
+
+
+def _plan(store: Any, store_yaml: Path) -> tuple[str, str, str, str, str, str]:
+    """(entry gate, exit gate, shelf camera, its entry zone, slot, gtin) the shoppers use."""
     entry_gates = [n for n, g in store.config.gates.items() if g.kind == "entry"]
     exit_gates = [n for n, g in store.config.gates.items() if g.kind == "exit"]
     if not entry_gates or not exit_gates:
         raise BenchError(f"{store_yaml}: the bench needs an entry gate and an exit gate")
     camera, zone, slot, gtin = _shelf_setup(store)
-    entry_gate, exit_gate = zone, exit_gates[0]
-    run = uuid.uuid4().hex[:8]
-    with tempfile.TemporaryDirectory(prefix="walkout-bench-load-") as folder:
-        root = Path(folder)
-        db_url = f"sqlite:///{root / 'walkout.db'}"
-        db = open_database(db_url)
-        try:
-            tokens = {name: add_credential(db, role, name) for name, role in
-                      ((entry_gate, "gate"), (exit_gate, "gate"), (camera, "node"))}
-        finally:
-            db.close()
-        auth = {name: {"Authorization": f"Bearer {token}"} for name, token in tokens.items()}
-        api_port, trivial_port = free_port(), free_port()
-        log(f"walkout serve on 127.0.0.1:{api_port}, the trivial app on 127.0.0.1:{trivial_port}")
-        with served(serve_command(store_yaml.resolve(), db_url, api_port), api_port, root / "serve.log", cwd=root), \
-                served(trivial_command(trivial_port), trivial_port, root / "trivial.log", cwd=root):
-            exp = int(time.time()) + 3600
-            codes = [make_code(store.config.entry_key_bytes,
-                               EntryClaims(f"c-{i:05d}", f"bench-{run}-{i}", store.config.store_id, exp, 1))
-                     for i in range(requests)]
-            entries = run_phase("entries", api_port, [
-                Call("POST", "/v1/entries", {"gate": entry_gate, "code": c}, auth[entry_gate], 201) for c in codes],
-                concurrency)
-            log(f"entries: {entries.throughput:.0f}/s")
-            # Each shopper walks in just after their code was admitted (the store clock is this
-            # machine's), which binds their track to the session waiting at the gate.
-            # in time order (the node's camera sees them one after the other), so each track is
-            # bound to a session; not timed. The phase times the picks that follow, one a request.
-            admitted = sorted((t, json.loads(body)["session"]) for (status, body), t in
-                              zip(entries.answers, entries.answered_t, strict=True) if status == 201)
-            sessions = [s for _, s in admitted]
-            walk_in = [{"id": event_id("bench", run, i, "entered"), "t": t + 0.001, "camera": camera,
-                        "kind": "entered", "track": i, "zone": zone} for i, (t, _) in enumerate(admitted)]
-            for start in range(0, len(walk_in), WALK_IN_BATCH):
-                batch = run_phase("walk in", api_port, [Call("POST", "/v1/events", {
-                    "events": walk_in[start:start + WALK_IN_BATCH]}, auth[camera], 200)], 1)
-                if batch.errors:
-                    raise BenchError(f"walking the shoppers in failed: {batch.first_errors[0]}")
-            events = run_phase("events", api_port, [
-                Call("POST", "/v1/events", {"events": [
-                    {"id": event_id("bench", run, i, "pick"), "t": t + 0.5, "camera": camera, "kind": "shelf",
-                     "action": "pick", "track": i, "gtin": gtin, "qty": 1, "slot": slot, "confidence": 0.95}]},
-                     auth[camera], 200) for i, (t, _) in enumerate(admitted)], concurrency)
-            log(f"events: {events.throughput:.0f}/s")
-            exits = run_phase("exits", api_port, [
-                Call("POST", "/v1/exits", {"gate": exit_gate, "session": s},
-                     {**auth[exit_gate], "Idempotency-Key": f"bench-{run}-{n}"}, 200)
-                for n, s in enumerate(sessions)], concurrency)
-            log(f"exits: {exits.throughput:.0f}/s")
-            trivial = run_phase("trivial", trivial_port, [
-                Call("POST", "/ping", {"gate": exit_gate, "session": f"s-{i}"}, {}, 200) for i in range(requests)],
-                concurrency)
-            log(f"trivial: {trivial.throughput:.0f}/s")
-    receipts = [json.loads(body) for status, body in exits.answers if status == 200]
-    charged = [r for r in receipts if r.get("status") == "charged" and r.get("total_cents", 0) > 0]
-    return LoadResult([entries, events, exits, trivial], len(charged), sum(r["charged_cents"] for r in charged))
+    return zone, exit_gates[0], camera, zone, slot, gtin
+
+
+def _bench_phases(store: Any, store_yaml: Path, plan: tuple[str, str, str, str, str, str], db_url: str, root: Path,
+                  requests: int, concurrency: int, servers: int, run: str,
+                  log: Callable[[str], None]) -> list[Phase]:
+    """The servers on `db_url` and the trivial app started, the four phases run: [entries, events, exits, trivial]."""
+    from store_runtime.db import add_credential, open_database
+    from store_runtime.events import event_id
+    from vision.entry_code import EntryClaims, make_code
+
+    entry_gate, exit_gate, camera, zone, slot, gtin = plan
+    database = open_database(db_url)  # migrated here, once, before the servers start
+    try:
+        tokens = {name: add_credential(database, role, name) for name, role in
+                  ((entry_gate, "gate"), (exit_gate, "gate"), (camera, "node"))}
+    finally:
+        database.close()
+    auth = {name: {"Authorization": f"Bearer {token}"} for name, token in tokens.items()}
+    api_ports, trivial_port = [free_port() for _ in range(servers)], free_port()
+    log(f"walkout serve on 127.0.0.1:{', '.join(map(str, api_ports))}, the trivial app on 127.0.0.1:{trivial_port}")
+    with ExitStack() as stack:
+        for n, port in enumerate(api_ports):
+            stack.enter_context(served(serve_command(store_yaml.resolve(), db_url, port), port,
+                                       root / f"serve-{n}.log", cwd=root))
+        stack.enter_context(served(trivial_command(trivial_port), trivial_port, root / "trivial.log", cwd=root))
+        exp = int(time.time()) + 3600
+        codes = [make_code(store.config.entry_key_bytes,
+                           EntryClaims(f"c-{i:05d}", f"bench-{run}-{i}", store.config.store_id, exp, 1))
+                 for i in range(requests)]
+        entries = run_phase("entries", api_ports, [
+            Call("POST", "/v1/entries", {"gate": entry_gate, "code": c}, auth[entry_gate], 201) for c in codes],
+            concurrency)
+        log(f"entries: {entries.throughput:.0f}/s")
+        # Each shopper walks in just after their code was admitted (the store clock is this
+        # machine's), which binds their track to the session waiting at the gate; in time order
+        # (the node's camera sees them one after the other), so each track is bound to a session;
+        # not timed. The phase times the picks that follow, one a request.
+        admitted = sorted((t, json.loads(body)["session"]) for (status, body), t in
+                          zip(entries.answers, entries.answered_t, strict=True) if status == 201)
+        sessions = [s for _, s in admitted]
+        walk_in = [{"id": event_id("bench", run, i, "entered"), "t": t + 0.001, "camera": camera,
+                    "kind": "entered", "track": i, "zone": zone} for i, (t, _) in enumerate(admitted)]
+        for start in range(0, len(walk_in), WALK_IN_BATCH):
+            batch = run_phase("walk in", api_ports[0], [Call("POST", "/v1/events", {
+                "events": walk_in[start:start + WALK_IN_BATCH]}, auth[camera], 200)], 1)
+            if batch.errors:
+                raise BenchError(f"walking the shoppers in failed: {batch.first_errors[0]}")
+        events = run_phase("events", api_ports, [
+            Call("POST", "/v1/events", {"events": [
+                {"id": event_id("bench", run, i, "pick"), "t": t + 0.5, "camera": camera, "kind": "shelf",
+                 "action": "pick", "track": i, "gtin": gtin, "qty": 1, "slot": slot, "confidence": 0.95}]},
+                 auth[camera], 200) for i, (t, _) in enumerate(admitted)], concurrency)
+        log(f"events: {events.throughput:.0f}/s")
+        exits = run_phase("exits", api_ports, [
+            Call("POST", "/v1/exits", {"gate": exit_gate, "session": s},
+                 {**auth[exit_gate], "Idempotency-Key": f"bench-{run}-{n}"}, 200)
+            for n, s in enumerate(sessions)], concurrency)
+        log(f"exits: {exits.throughput:.0f}/s")
+        trivial = run_phase("trivial", trivial_port, [
+            Call("POST", "/ping", {"gate": exit_gate, "session": f"s-{i}"}, {}, 200) for i in range(requests)],
+            concurrency)
+        log(f"trivial: {trivial.throughput:.0f}/s")
+    return [entries, events, exits, trivial]
 
 
 def format_table(result: LoadResult) -> str:
-    lines = ["| phase | requests | concurrency | per second | p50 ms | p99 ms | errors | vs trivial: "
+    lines = [f"{result.servers} walkout serve process{'es' if result.servers > 1 else ''} on {result.database}", "",
+             "| phase | requests | concurrency | per second | p50 ms | p99 ms | errors | vs trivial: "
              "throughput / p50 / p99 |", "|---|---|---|---|---|---|---|---|"]
     for p in result.phases:
         ratios = "-" if p.name == "trivial" else " / ".join(f"{v:.2f}x" for v in result.ratios(p.name).values())
