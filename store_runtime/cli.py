@@ -476,9 +476,12 @@ def _cmd_bench_privacy(args: argparse.Namespace) -> int:
 def _cmd_bench_load(args: argparse.Namespace) -> int:
     from store_runtime import bench_load
 
+    if args.db and args.start_postgres:
+        raise UserError("--db and --start-postgres: give one of them (a server of yours, or a throwaway one)")
     try:
         result = bench_load.bench_load(args.requests, args.concurrency, args.store,
-                                       log=lambda line: print(line, file=sys.stderr))
+                                       db="start-postgres" if args.start_postgres else args.db or "sqlite",
+                                       servers=args.servers, log=lambda line: print(line, file=sys.stderr))
     except bench_load.BenchError as exc:
         raise UserError(str(exc)) from exc
     print(json.dumps(result.as_dict()) if args.json else bench_load.format_table(result))
@@ -656,6 +659,12 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--concurrency", type=int, default=8, help="client threads, each on its own connection")
     load.add_argument("--store", type=Path, default=SAMPLES_DIR / "02-pick-put" / "store.yaml",
                       help="store.yaml served (default: the sample 02-pick-put's)")
+    load.add_argument("--db", help="a PostgreSQL server of yours, postgresql://USER:PW@HOST/DB: the bench works in a "
+                                   "schema of its own and drops it (default: a fresh SQLite file)")
+    load.add_argument("--start-postgres", action="store_true", help="start a throwaway PostgreSQL server (Debian's "
+                      "postgresql binaries, a temporary folder, fsync on) and measure on it")
+    load.add_argument("--servers", type=int, default=1, help="walkout serve processes sharing the database; the "
+                                                             "client threads take turns among them")
     load.add_argument("--json", action="store_true", help="print the result as one JSON object")
     load.set_defaults(func=_cmd_bench_load)
 
