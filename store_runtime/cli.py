@@ -664,7 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--start-postgres", action="store_true", help="start a throwaway PostgreSQL server (Debian's "
                       "postgresql binaries, a temporary folder, fsync on) and measure on it")
     load.add_argument("--servers", type=int, default=1, help="walkout serve processes sharing the database; the "
-                                                             "client threads take turns among them")
+                                                             "requests go to them in turn")
     load.add_argument("--json", action="store_true", help="print the result as one JSON object")
     load.set_defaults(func=_cmd_bench_load)
 
