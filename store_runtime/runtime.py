@@ -14,7 +14,10 @@ The contract the HTTP API (SPEC section 7) and the replay harness (section 5) co
   A code shown again at the same gate within `same_presentation_s` of its admission (a gate
   retrying its request, or its camera and its scanner both reporting one scan) answers the same
   session again instead of `used`.
-- `apply(event)`: a camera node's EntryRead / TrackZone / ShelfAction, idempotent by `event.id`.
+- `apply(event)`: a camera node's EntryRead / TrackZone / ShelfAction, idempotent by `event.id`;
+  InvalidEvent (a ValueError, nothing recorded) for an event no node of this store can have sent:
+  an unknown camera, a time or number out of range, text with NUL, or an id applied
+  before for another event (a forged or colliding id must not pass silently as a repeat).
 - `exit_request(gate, session, key=..., body=...)` -> (HTTP status, JSON body): 200 receipt,
   402 declined, 404 unknown session, 409 key in flight, 422 key reused with another body (or a
   gate that is no exit gate). The first response of a key is stored and replayed.
@@ -49,7 +52,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -168,6 +171,35 @@ class RuntimeSettings(BaseModel):
 
 class UnknownGate(ValueError):
     """The gate named is not a gate of this store of the kind the call needs (API: 422)."""
+
+
+class InvalidEvent(ValueError):
+    """A node event the runtime will never apply; nothing of it is recorded. The API answers 422,
+    the NATS consumer terminates the message (a retry could never succeed)."""
+
+
+# Node events reach `apply` from the API (whose schemas hold them to the same bounds), the NATS
+# consumer and the in-process bus; these are what every database column holds.
+MAX_EVENT_T = 1e11  # Unix seconds: year 5138
+MAX_EVENT_INT = 2**31 - 1
+
+
+def event_problem(event: EntryRead | TrackZone | ShelfAction, cameras: Collection[str]) -> str | None:
+    """Why `event` cannot be applied in this store, or None."""
+    if event.camera not in cameras:
+        return f"camera {event.camera[:64]!r} is not a camera of this store"
+    if not (math.isfinite(event.t) and 0 <= event.t <= MAX_EVENT_T):
+        return f"t: expected finite Unix seconds from 0 to {MAX_EVENT_T:.0f}, got {event.t!r}"
+    for name, value in event.model_dump().items():
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{name}: expected a finite number, got {value!r}"
+        if isinstance(value, int) and not isinstance(value, bool) and not -1 <= value <= MAX_EVENT_INT:
+            return f"{name}: expected a whole number from -1 to {MAX_EVENT_INT}"
+        # PostgreSQL stores no NUL (and the event types refuse lone surrogates). The code is only
+        # hashed, never stored: a QR's NUL is refused as malformed, and that refusal recorded.
+        if isinstance(value, str) and "\x00" in value and name != "code":
+            return f"{name}: expected text without NUL characters"
+    return None
 
 
 class NotFound(KeyError):
@@ -363,10 +395,18 @@ class StoreRuntime:
     def apply(self, event: EntryRead | TrackZone | ShelfAction) -> None:
         """Apply one node event, once: a repeated `event.id` changes nothing. One transaction; a
         camera exit's provider calls follow its commit."""
+        problem = event_problem(event, self.store.config.cameras)
+        if problem is not None:
+            raise InvalidEvent(f"event {event.id}: {problem}")
         now = self.clock()
         try:
             with self.db.transaction() as tx:
-                if tx.get(AppliedEventRow, event.id) is not None:
+                applied = tx.get(AppliedEventRow, event.id)
+                if applied is not None:
+                    if (applied.kind, applied.camera, applied.t) != (event.kind, event.camera, event.t):
+                        raise InvalidEvent(f"event {event.id}: this id was applied before for a {applied.kind} "
+                                           f"event of camera {applied.camera!r} at t={applied.t!r}; this one is "
+                                           f"a {event.kind} of {event.camera!r} at t={event.t!r}")
                     return
                 tx.add(AppliedEventRow(id=event.id, kind=event.kind, camera=event.camera, t=event.t, applied_t=now))
                 if not isinstance(event, EntryRead) and self._discarded(tx, event, now):

@@ -17,9 +17,10 @@ Nothing is dropped to make room: the stream refuses new events past `max_bytes` 
 (discard "new"), which leaves them in the nodes' outboxes; an outbox past its capacity makes the
 node's `publish` wait and then fail loudly (outbox.py).
 
-A malformed message (not an event, or sent on another camera's subject) is logged, terminated
-(`term`: never redelivered) and counted; the consumer goes on. An event the runtime fails to apply
-(the database away) is not acknowledged: it comes back, later each time (nak with a delay).
+A malformed message (not an event, sent on another camera's subject, or an event the runtime
+refuses for good: an unknown camera, a time out of range, an id already used for another event)
+is logged, terminated (`term`: never redelivered) and counted; the consumer goes on. An event the
+runtime fails to apply (the database away) is not acknowledged: it comes back, later each time (nak with a delay).
 Each side keeps its connection on a thread of its own, with its own asyncio loop, so that the node's
 frame loop and the API's threads call plain blocking methods.
 """
@@ -399,7 +400,8 @@ class NatsBus(_LoopThread):
 
 class Applies(Protocol):
     def apply(self, event: Event) -> None:
-        """Apply `event` in one committed transaction, once per event id (StoreRuntime.apply)."""
+        """Apply `event` in one committed transaction, once per event id (StoreRuntime.apply);
+        ValueError for an event it will never apply (the message is then terminated, not retried)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,6 +484,11 @@ class NatsConsumer(_LoopThread):
             return
         try:
             await asyncio.to_thread(self.runtime.apply, event)
+        except ValueError as exc:  # refused for good (StoreRuntime.apply's InvalidEvent): redelivery cannot help
+            self._malformed += 1
+            log.warning("%s: event %s refused by the runtime, terminated: %.300s", self._name, event.id, exc)
+            await msg.term()
+            return
         except Exception as exc:
             self._failed += 1
             delivered = _delivered(msg)
