@@ -50,6 +50,8 @@ from sqlalchemy.pool import StaticPool
 __all__ = [
     "Base",
     "BasketEventRow",
+    "CameraOutageRow",
+    "CameraStateRow",
     "ChargeRow",
     "ConsentRow",
     "Credential",
@@ -366,6 +368,35 @@ class PrivacyAuditRow(Base):
     detail: Mapped[dict] = mapped_column(JSON)
     prev_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     sha256: Mapped[str] = mapped_column(String(64))
+
+
+class CameraOutageRow(Base):
+    """A camera's outage as its node reported it (0003): `kind` the worst seen (stalled: the stream
+    open, no frames; disconnected: the stream lost), from `start_t` (the last frame before it) to
+    `end_t` (the first frame after; None while it lasts). Keyed by camera and start, so every report
+    of one outage (stalled, then disconnected, then recovered, in any order) lands on one row.
+    The sessions it may have affected are the ones inside during it (store_runtime/outages.py)."""
+
+    __tablename__ = "camera_outages"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    camera: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # stalled | disconnected
+    start_t: Mapped[float] = mapped_column(Float, index=True)
+    end_t: Mapped[float | None] = mapped_column(Float)
+    reconnects: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(String(300))
+    reported_t: Mapped[float] = mapped_column(Float)  # store clock when the runtime first heard of it
+
+
+class CameraStateRow(Base):
+    """The newest status a camera's node reported (0003): one row per camera, so it stays small."""
+
+    __tablename__ = "camera_states"
+    camera: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # ok | stalled | disconnected | recovered
+    t: Mapped[float] = mapped_column(Float)  # when the node made that report
+    lag_s: Mapped[float | None] = mapped_column(Float)
+    reconnects: Mapped[int] = mapped_column(Integer)
 
 
 # --------------------------------------------------------------------------------------------

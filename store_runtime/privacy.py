@@ -540,6 +540,10 @@ TABLE_CATEGORIES: dict[str, tuple[str, str]] = {
     "privacy_audit": ("the privacy audit log: operation, who did it, customer id, counts", "audit"),
     "credentials": ("staff and device credentials: name, role, sha256 of the token (no shopper data)",
                     "credentials"),
+    "camera_outages": ("camera outages: camera, stalled or disconnected, start and end, reconnections (no shopper "
+                       "data: the sessions they flag are found by time)", "operations"),
+    "camera_states": ("each camera's newest reported status: time, frame lag, reconnections (no shopper data)",
+                      "operations"),
 }
 
 ROLE_TEXT = {
@@ -560,6 +564,7 @@ def _retention_text(rule: str, config: PrivacyConfig, idempotency_s: float) -> s
         "consents": f"while given; once withdrawn, {config.receipt_years} years (proof of consent, art. 7(1))",
         "audit": "for the life of the store: append-only, hash-chained (walkout privacy verify-audit)",
         "credentials": "until the credential is revoked",
+        "operations": "for the life of the store (no personal data; one row per camera outage or camera)",
         "video": f"{config.video_days} days (privacy.video_days, at most 30), then deleted",
     }[rule]
 
