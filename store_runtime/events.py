@@ -30,7 +30,9 @@ class EntryRead(_Event):
 
     kind: Literal["entry"] = "entry"
     gate: str = Field(max_length=64)
-    code: str = Field(max_length=1024, description="The code's text, for the runtime's own check.")
+    # One past the longest code a verifier accepts (vision.entry_code.MAX_CODE_LENGTH): a longer code is
+    # cut to this by the node and stays refused as too long when the runtime checks it again.
+    code: str = Field(max_length=1025, description="The code's text, for the runtime's own check.")
     admitted: bool
     refusal: str | None = None
     detail: str = Field(max_length=300)

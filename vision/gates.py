@@ -46,7 +46,7 @@ class EntryEvent:
     t: float
     gate: str
     camera: str
-    code: str  # the text read; untrusted, and only as long as verify_code accepts
+    code: str  # the text read; untrusted, cut one character past the longest that verify_code accepts
     verdict: Verdict
 
     @property
@@ -91,7 +91,9 @@ class EntryWatcher:
                 verdict = verify_code(text, key=self.key, store_id=self.store_id, now=t, is_used=self._is_used)
                 if verdict.ok and verdict.claims is not None:
                     self._remember(verdict.claims.jti, verdict.claims.exp)
-                events.append(EntryEvent(t, self.gate, self.camera, text[:MAX_CODE_LENGTH], verdict))
+                # Cut one past the limit, not at it: the store runtime checks the code again, and a code
+                # cut to fit would be another code (a long one cut to a valid prefix, admitted there).
+                events.append(EntryEvent(t, self.gate, self.camera, text[:MAX_CODE_LENGTH + 1], verdict))
             self._last_seen[text] = t
         return events
 
