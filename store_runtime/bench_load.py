@@ -76,6 +76,10 @@ __all__ = [
 DEFAULT_STORE = Path("sample_videos") / "02-pick-put" / "store.yaml"
 START_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 60.0
+# uvicorn closes a keep-alive connection idle for 5 s; one idle this long is opened afresh before a
+# request rather than found closed half way through sending it (a broken pipe is not the server's
+# error). With one server a connection is never idle that long; with several it can be.
+IDLE_REOPEN_S = 4.0
 WALK_IN_BATCH = 200  # events a POST: well under the API's 500 and its 64 KiB body limit
 MAX_SERVERS = 8
 PG_BIN_GLOB = "lib/postgresql/*/bin"
@@ -383,6 +387,7 @@ def run_phase(name: str, port: int | Sequence[int], calls: Sequence[Call], concu
 
     def worker() -> None:
         connections = [connect(p) for p in ports]
+        last_used = [time.perf_counter()] * len(ports)
         try:
             while True:
                 try:
@@ -391,13 +396,17 @@ def run_phase(name: str, port: int | Sequence[int], calls: Sequence[Call], concu
                     return
                 c, k = calls[i], i % len(ports)
                 start = time.perf_counter()
+                if start - last_used[k] > IDLE_REOPEN_S:
+                    connections[k].close()
+                    connections[k] = connect(ports[k])
                 try:
                     status, body = call(connections[k], c.method, c.path, c.body, c.headers)
                 except (OSError, http.client.HTTPException) as e:
                     connections[k].close()
                     connections[k] = connect(ports[k])
                     status, body = 0, f"{type(e).__name__}: {e}".encode()
-                latencies[i] = time.perf_counter() - start
+                last_used[k] = time.perf_counter()
+                latencies[i] = last_used[k] - start
                 answers[i], answered[i] = (status, body), time.time()
                 if status != c.expect:
                     with lock:
