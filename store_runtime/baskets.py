@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,6 +24,9 @@ from sqlalchemy.orm import Session
 from store_runtime.config import Catalog
 from store_runtime.db import BasketEventRow, ReviewRow, SessionRow, digest
 from store_runtime.events import ShelfAction
+
+if TYPE_CHECKING:
+    from store_runtime.clips import ClipStore
 
 __all__ = [
     "BasketEventView",
@@ -204,7 +207,9 @@ class ReviewView:
     in with no admitted code: an alert), `dispute` (a customer contests `event`'s gtin and qty).
     status: open, accepted, rejected. `session`/`customer`: whom the system believes it concerns
     (None: nobody's); an open review with a session holds that session's charge. `candidates`: the
-    sessions inside at the time. `applied_session`: where an accepted shelf event went.
+    sessions inside at the time. `applied_session`: where an accepted shelf event went. `clip`: the
+    URL path of the event's blurred review clip, when there is one and every customer it may show
+    consented to review clips (store_runtime/clips.py), else None.
     """
 
     id: str
@@ -221,15 +226,17 @@ class ReviewView:
     decided_t: float | None
     note: str | None
     applied_session: str | None
+    clip: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "status": self.status, "t": self.t, "session": self.session,
                 "customer": self.customer, "candidates": list(self.candidates), "reasons": list(self.reasons),
                 "codes": list(self.codes), "event": dict(self.event), "decided_by": self.decided_by,
-                "decided_t": self.decided_t, "note": self.note, "applied_session": self.applied_session}
+                "decided_t": self.decided_t, "note": self.note, "applied_session": self.applied_session,
+                "clip": self.clip}
 
 
-def review_view(tx: Session, row: ReviewRow) -> ReviewView:
+def review_view(tx: Session, row: ReviewRow, clips: ClipStore | None = None) -> ReviewView:
     customer = None
     if row.session_id is not None:
         session = tx.get(SessionRow, row.session_id)
@@ -238,7 +245,16 @@ def review_view(tx: Session, row: ReviewRow) -> ReviewView:
              "gtin": row.gtin, "qty": row.qty, "slot": row.slot, "confidence": row.confidence}
     return ReviewView(row.id, row.kind, row.state, row.t, row.session_id, customer, tuple(row.candidates),
                       tuple(words for _, words in row.reasons), tuple(code for code, _ in row.reasons), event,
-                      row.decided_by, row.decided_t, row.note, row.applied_session_id)
+                      row.decided_by, row.decided_t, row.note, row.applied_session_id,
+                      _clip(tx, row, clips))
+
+
+def _clip(tx: Session, row: ReviewRow, clips: ClipStore | None) -> str | None:
+    from store_runtime.clips import clip_url, may_show
+
+    if clips is None or clips.path(row.event_id) is None or not may_show(tx, row):
+        return None
+    return clip_url(row.id)
 
 
 def review_codes(row: ReviewRow) -> frozenset[str]:

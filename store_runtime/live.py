@@ -29,11 +29,15 @@ depends on the database:
   review queue: what a real store would record.
 
 Pictures leave the nodes only as redacted frames (`vision.privacy`); the operator page's live view
-is the newest one of each camera (`LiveView`), as JPEG made by `vision.sinks.snapshot_jpeg`.
+is the newest one of each camera (`LiveView`), as JPEG made by `vision.sinks.snapshot_jpeg`, plain
+or with the node's tracks, slots and zones drawn (`vision.overlay`). Shelf cameras write a review
+clip of each shelf event (`store_runtime.clips`; `clips=False` turns them off) into the run's
+temporary folder unless `clips_dir` names another; the review queue shows them.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -58,6 +62,7 @@ if TYPE_CHECKING:
     from store_runtime.config import Scenario
     from store_runtime.node import CameraNode, Detector
     from store_runtime.runtime import StoreRuntime
+    from vision.overlay import FrameState
     from vision.privacy import RedactedFrame, Redactor
     from vision.sources import Opener
 
@@ -77,6 +82,8 @@ class LiveOptions:
     db_url: str | None = None  # None: a fresh SQLite database per loop (a store day) in a temporary folder
     model: Path | None = None  # detector ONNX; default: the manifest's walkout-det
     detect_every: int = 3
+    clips: bool = True  # review clips of shelf events (store_runtime.clips), shown in the review queue
+    clips_dir: Path | None = None  # where; default: the run's temporary folder (deleted on exit)
 
 
 # --------------------------------------------------------------------------------------------
@@ -405,19 +412,54 @@ class CameraLoop:
 class LiveView:
     """The newest redacted frame of each camera, for the operator page. One frame a camera, so it
     stays the same size however long the store is open; each is made a JPEG (`snapshot_jpeg`) once,
-    when first asked for, however many pages show it."""
+    when first asked for, however many pages show it.
+
+    For the drawn view (`vision.overlay`) the nodes also send what they believed at each frame
+    (`state_sink`): the few newest states of a camera are kept, since a redacted frame leaves its
+    node a few frames after its tracks were known, and folded into each camera's `SlotLedger`."""
+
+    STATES_KEPT = 32  # more than the redactor's lookahead: the state of the frame shown is still here
 
     def __init__(self, cameras: Mapping[str, tuple[int, int]], quality: int = 80) -> None:
+        from vision.overlay import SlotLedger
+
         self.sizes = dict(cameras)  # camera -> (width, height)
         self.quality = quality
         self._lock = threading.Lock()
         self._latest: dict[str, tuple[int, RedactedFrame]] = {}
         self._jpeg: dict[str, tuple[int, bytes]] = {}
         self._seq = 0
+        self._states: dict[str, collections.deque[FrameState]] = {
+            c: collections.deque(maxlen=self.STATES_KEPT) for c in self.sizes}
+        self.ledgers = {c: SlotLedger() for c in self.sizes}
 
     def sink(self, camera: str) -> Callable[[RedactedFrame], None]:
         """The node's sink for `camera`."""
         return lambda frame: self.put(camera, frame)
+
+    def state_sink(self, camera: str) -> Callable[[FrameState], None]:
+        """The node's `on_state` for `camera`."""
+        return lambda state: self.put_state(camera, state)
+
+    def put_state(self, camera: str, state: FrameState) -> None:
+        with self._lock:
+            self._states[camera].append(state)
+            self.ledgers[camera].update(state)
+
+    def drawn_jpeg(self, camera: str, draw: Callable[[np.ndarray, FrameState | None], np.ndarray]) -> bytes | None:
+        """JPEG of the newest frame of `camera` with `draw(picture, state)` applied, `state` being what
+        the node believed at that frame (or the newest before it); None before its first frame. Drawn
+        on each call: the marks change (a track gets its session) while the frame does not."""
+        from vision.sinks import snapshot_jpeg
+
+        with self._lock:
+            latest = self._latest.get(camera)
+            states = list(self._states.get(camera, ()))
+        if latest is None:
+            return None
+        frame = latest[1]
+        state = next((s for s in reversed(states) if s.index <= frame.index), None)
+        return snapshot_jpeg(frame, self.quality, draw=lambda image: draw(image, state))
 
     def put(self, camera: str, frame: RedactedFrame) -> None:
         from vision.sinks import require_redacted
@@ -504,6 +546,7 @@ def run_live(options: LiveOptions, *, stop: threading.Event | None = None, out: 
 
     from store_runtime.api import configure_logging, create_app
     from store_runtime.api.settings import ApiSettings
+    from store_runtime.clips import ClipRecorder, ClipStore
     from store_runtime.config import load_scenario
     from store_runtime.node import CameraNode, NodeConfig, load_detector, shelf_for
 
@@ -529,6 +572,7 @@ def run_live(options: LiveOptions, *, stop: threading.Event | None = None, out: 
         # 4. Camera nodes: a detector and a face blurrer per camera (neither may be shared by threads).
         live_view = LiveView({c: tuple(spec.size) for c, spec in store.config.cameras.items()})
         node_config = NodeConfig(detect_every=options.detect_every)
+        clips = ClipStore(options.clips_dir or folder / "clips") if options.clips else None
         cameras: list[CameraLoop] = []
         for camera, video in sorted(scenario.video_paths.items()):
             detector = make_detector() if make_detector else load_detector(options.model, threads=1)
@@ -536,8 +580,13 @@ def run_live(options: LiveOptions, *, stop: threading.Event | None = None, out: 
 
             def make_node(day: Day, bus: _DayBus, camera: str = camera, detector: Any = detector,
                           redactor: Any = redactor) -> CameraNode:
-                return CameraNode(store.config, camera, detector=detector, bus=bus, config=node_config,
+                node = CameraNode(store.config, camera, detector=detector, bus=bus, config=node_config,
                                   shelf=shelf_for(store, camera), redactor=redactor, sink=live_view.sink(camera))
+                node.on_state = live_view.state_sink(camera)
+                if clips is not None and store.config.cameras[camera].slots:
+                    node.clips = ClipRecorder(clips.folder, camera)
+                    day.runtime.clips = clips  # every day's review queue shows the clips of its events
+                return node
 
             cameras.append(CameraLoop(camera, video, days=days, delivery=delivery, make_node=make_node, stop=stop))
         for loop in cameras:

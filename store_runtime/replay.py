@@ -9,6 +9,10 @@ happened. Nothing reads truth.json except the scoring at the end (`--truth`).
 The same scenario gives the same receipts.json, events.jsonl and metrics.json bytes (apart from
 the realtime factor, which is a measurement): the clock is the scenario's, ids derive from what
 events say, and every file is written with sorted keys and fixed rounding.
+
+With `clips` (`walkout replay --clips DIR`; off by default, as they cost time) each shelf camera's
+node also writes a blurred review clip per shelf event, `DIR/<event id>.webm` (store_runtime/clips.py):
+the same scenario gives the same clip bytes too.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class ReplayOptions:
     threads: int = 2  # ONNX Runtime intra-op threads
     detect_every: int = 3
     truth: bool = False  # score against truth.json and write metrics.json
+    clips: Path | None = None  # write review clips of shelf events here (store_runtime.clips)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class ReplayResult:
     wall_seconds: float
     metrics: dict[str, Any] | None
     stages: dict[str, dict[str, Any]]  # per camera: frames, detections, seconds per stage (node.stage_report)
+    clips: dict[str, dict[str, Any]] | None = None  # per shelf camera with clips: ClipStats.as_dict()
 
     @property
     def realtime_factor(self) -> float:
@@ -90,6 +96,7 @@ def _spec_json(value: Any) -> str:
 def replay(scenario_dir: Path, out_dir: Path, options: ReplayOptions = ReplayOptions(),
            progress: ProgressFn | None = None) -> ReplayResult:
     from store_runtime.bus import MemoryBus
+    from store_runtime.clips import ClipRecorder
     from store_runtime.db import open_database
     from store_runtime.node import CameraNode, NodeConfig, load_detector, shelf_for, stage_report
     from store_runtime.report import render_report
@@ -127,6 +134,8 @@ def replay(scenario_dir: Path, out_dir: Path, options: ReplayOptions = ReplayOpt
                                        config=NodeConfig(detect_every=options.detect_every),
                                        shelf=shelf_for(store, camera), redactor=Redactor.from_manifest(),
                                        sink=recorder.write)
+            if options.clips is not None and store.config.cameras[camera].slots:
+                nodes[camera].clips = ClipRecorder(options.clips, camera)
             sources[camera] = iter(source)
             fps[camera], duration = info.fps, max(duration, (info.frames or 0) / info.fps)
 
@@ -151,6 +160,7 @@ def replay(scenario_dir: Path, out_dir: Path, options: ReplayOptions = ReplayOpt
         receipts = [r.to_spec(scenario.start_unix) for r in runtime.receipts()]
         events = [e.to_spec(scenario.start_unix) for e in runtime.basket_events()]
         stages = stage_report(nodes)
+        clips = {c: n.clips.stats.as_dict() for c, n in sorted(nodes.items()) if n.clips is not None}
     (out_dir / "receipts.json").write_text(_spec_json({"receipts": receipts}) + "\n", encoding="utf-8")
     (out_dir / "events.jsonl").write_text("".join(_spec_json(e) + "\n" for e in events), encoding="utf-8")
 
@@ -168,4 +178,5 @@ def replay(scenario_dir: Path, out_dir: Path, options: ReplayOptions = ReplayOpt
         receipts=receipts, events=events, names=names, duration=duration, metrics=metrics, stages=stages,
         wall_seconds=wall, recorded_seconds=recorded), encoding="utf-8")
     return ReplayResult(out=out_dir, receipts=len(receipts), events=len(events), recorded_seconds=recorded,
-                        wall_seconds=wall, metrics=metrics, stages=stages)
+                        wall_seconds=wall, metrics=metrics, stages=stages,
+                        clips=clips if options.clips is not None else None)

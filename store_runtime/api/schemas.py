@@ -279,6 +279,9 @@ class ReviewOut(_Out):
     decided_t: float | None
     note: str | None
     applied_session: str | None
+    clip: str | None = Field(default=None, description="URL path of the event's blurred review clip "
+                             "(GET it with an operator credential: video/webm), or null: no clip, or a customer it "
+                             "may show has not consented to review clips.")
 
 
 class HealthOut(_Out):
