@@ -45,6 +45,9 @@ row's hash; `verify_audit` recomputes the chain and names the first broken row (
 verify-audit`; it only reads, so it runs on a backup too). Deleting the newest rows leaves a
 shorter chain that still verifies, so the check prints the head hash, to be written down elsewhere.
 
+`retention_status` says what the next purge would remove (counted with the purge's own conditions)
+and when the last one ran; `recent_audit` lists the newest audit rows (the operator console).
+
 `processing_record` is the GDPR art. 30 record of processing, generated from the store's running
 configuration and the database's own tables (`walkout privacy record`, `GET /v1/privacy/record`).
 """
@@ -63,7 +66,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from sqlalchemy import delete, func, or_, select, text
+from sqlalchemy import and_, delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from store_runtime.baskets import basket_rows, fold
@@ -105,7 +108,9 @@ __all__ = [
     "checkout_consent",
     "processing_record",
     "purge",
+    "recent_audit",
     "record_text",
+    "retention_status",
     "verify_audit",
 ]
 
@@ -222,6 +227,13 @@ def verify_audit(db: Database) -> AuditCheck:
                                   problem=problem)
             prev, expected, rows = row.sha256, expected + 1, rows + 1
     return AuditCheck(True, rows, prev)
+
+
+def recent_audit(db: Database, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest `limit` rows of the audit log, newest first (the console's privacy page)."""
+    with db.transaction() as tx:
+        return [{"seq": r.seq, "t": r.t, "actor": r.actor, "op": r.op, "customer": r.customer, "sha256": r.sha256}
+                for r in tx.scalars(select(PrivacyAuditRow).order_by(PrivacyAuditRow.seq.desc()).limit(limit))]
 
 
 def _audit_rows(tx: Session, customer: str) -> list[dict[str, Any]]:
@@ -469,6 +481,54 @@ def _batches(db: Database, query: Any, each: Callable[[Session, SessionRow], Non
             return done
 
 
+def _expired_sessions(cut: Cutoffs) -> Any:
+    return _activity() < cut.receipts
+
+
+def _sessions_to_detach(cut: Cutoffs) -> Any:
+    stale = select(BasketEventRow.id).where(BasketEventRow.session_id == SessionRow.id,
+                                            BasketEventRow.source != "receipt").exists()
+    return and_(_activity() < cut.tracking, ~_held_by_review(), or_(SessionRow.detached_t.is_(None), stale))
+
+
+def _expired_rows(cut: Cutoffs) -> dict[str, tuple[type[Base], Any]]:
+    """What the purge deletes outright, after the sessions: name -> (table, which rows)."""
+    return {
+        "tracks": (TrackRow, and_(TrackRow.session_id.is_(None), TrackRow.entered_t < cut.tracking)),
+        # Decided ones, and alerts nobody decided that hold no charge (no session).
+        "reviews": (ReviewRow, and_(ReviewRow.t < cut.tracking, ReviewRow.kind != "dispute",
+                                    or_(ReviewRow.state != "open", ReviewRow.session_id.is_(None)))),
+        "entries": (EntryRow, EntryRow.t < cut.tracking),
+        "applied_events": (AppliedEventRow, AppliedEventRow.t < cut.tracking),
+        "discarded_events": (DiscardedEventRow, DiscardedEventRow.t < cut.tracking),
+        "stopped_tracks": (StoppedTrackRow, StoppedTrackRow.t < cut.tracking),
+        "payment_records": (LedgerRow, LedgerRow.t < cut.receipts),
+        "consents": (ConsentRow, ConsentRow.withdrawn_t < cut.receipts),
+    }
+
+
+def retention_status(db: Database, store: Store, *, now: float) -> dict[str, Any]:
+    """What a purge at store time `now` would remove — the sessions it deletes or detaches (with
+    their events, tracks and entries), then the rows it deletes outright, counted with the purge's
+    own conditions; video files are not walked: those older than `cutoffs.video` go — and the last
+    purge from the audit log. Only reads."""
+    cut = Cutoffs.at(now, store.config.privacy)
+    with db.transaction() as tx:
+        would = {"sessions_deleted": tx.scalar(select(func.count()).select_from(SessionRow)
+                                               .where(_expired_sessions(cut))) or 0,
+                 "sessions_detached": tx.scalar(select(func.count()).select_from(SessionRow)
+                                                .where(_sessions_to_detach(cut))) or 0}
+        would.update({name: tx.scalar(select(func.count()).select_from(table).where(clause)) or 0
+                      for name, (table, clause) in _expired_rows(cut).items()})
+        last = tx.scalars(select(PrivacyAuditRow).where(PrivacyAuditRow.op == "purge")
+                          .order_by(PrivacyAuditRow.seq.desc()).limit(1)).first()
+    return {"t": now, "cutoffs": {"video": cut.video, "tracking": cut.tracking, "receipts": cut.receipts},
+            "would_remove": would,
+            "last_purge": None if last is None else {"t": last.t, "by": last.actor, "seq": last.seq,
+                                                     "removed": last.detail.get("removed", {}),
+                                                     "video_files": last.detail.get("video_files", 0)}}
+
+
 def purge(db: Database, store: Store, *, now: float, by: str) -> dict[str, Any]:
     """The retention job, once, at store time `now` (see the module's docstring); what it removed.
     Appends one audit row."""
@@ -481,31 +541,17 @@ def purge(db: Database, store: Store, *, now: float, by: str) -> dict[str, Any]:
     def delete_one(tx: Session, row: SessionRow) -> None:
         delete_session(tx, row.id)
 
-    removed["sessions_deleted"] = _batches(db, select(SessionRow).where(_activity() < cut.receipts)
+    removed["sessions_deleted"] = _batches(db, select(SessionRow).where(_expired_sessions(cut))
                                            .order_by(SessionRow.id), delete_one)
 
     def detach_one(tx: Session, row: SessionRow) -> None:
         _add(removed, detach(tx, row, now))
 
-    stale = select(BasketEventRow.id).where(BasketEventRow.session_id == SessionRow.id,
-                                            BasketEventRow.source != "receipt").exists()
-    removed["sessions_detached"] = _batches(db, select(SessionRow).where(
-        _activity() < cut.tracking, ~_held_by_review(), or_(SessionRow.detached_t.is_(None), stale))
-        .order_by(SessionRow.id), detach_one)
+    removed["sessions_detached"] = _batches(db, select(SessionRow).where(_sessions_to_detach(cut))
+                                            .order_by(SessionRow.id), detach_one)
     with db.transaction() as tx:
-        _add(removed, {
-            "tracks": _count(tx, delete(TrackRow).where(TrackRow.session_id.is_(None),
-                                                        TrackRow.entered_t < cut.tracking)),
-            # Decided ones, and alerts nobody decided that hold no charge (no session).
-            "reviews": _count(tx, delete(ReviewRow).where(ReviewRow.t < cut.tracking, ReviewRow.kind != "dispute", or_(
-                ReviewRow.state != "open", ReviewRow.session_id.is_(None)))),
-            "entries": _count(tx, delete(EntryRow).where(EntryRow.t < cut.tracking)),
-            "applied_events": _count(tx, delete(AppliedEventRow).where(AppliedEventRow.t < cut.tracking)),
-            "discarded_events": _count(tx, delete(DiscardedEventRow).where(DiscardedEventRow.t < cut.tracking)),
-            "stopped_tracks": _count(tx, delete(StoppedTrackRow).where(StoppedTrackRow.t < cut.tracking)),
-            "payment_records": _count(tx, delete(LedgerRow).where(LedgerRow.t < cut.receipts)),
-            "consents": _count(tx, delete(ConsentRow).where(ConsentRow.withdrawn_t < cut.receipts)),
-        })
+        _add(removed, {name: _count(tx, delete(table).where(clause))
+                       for name, (table, clause) in _expired_rows(cut).items()})
         report = {"cutoffs": {"video": cut.video, "tracking": cut.tracking, "receipts": cut.receipts},
                   "video_files": files, "video_bytes": size, "removed": removed, "problems": problems}
         append_audit(tx, t=now, actor=by, op="purge", detail=report)
@@ -701,10 +747,9 @@ class PrivacyOffice:
         def record(tx: Session, closed: list[str]) -> dict[str, Any]:
             withdrawn = _withdraw(tx, customer, chosen, method=method, t=now, by=by,
                                   notice_version=self.config.notice_version)
-            clips = self._delete_clips(tx, customer) if {"review_clips", REQUIRED} & set(chosen) else 0
             append_audit(tx, t=now, actor=by, op="consent_withdrawn", customer=customer,
                          detail={"purposes": chosen, "recorded": withdrawn, "method": method,
-                                 "sessions_closed": closed, "review_clips_deleted": clips})
+                                 "sessions_closed": closed})
             return {**_consents_json(tx, customer), "sessions_closed": closed}
 
         if REQUIRED not in chosen:
@@ -774,9 +819,7 @@ class PrivacyOffice:
             purposes = [p for p in PURPOSES if p == REQUIRED or _active(_consents(tx, customer, p))]
             withdrawn = _withdraw(tx, customer, purposes, method="erasure", t=now, by=by,
                                   notice_version=self.config.notice_version)
-            clips = self._delete_clips(tx, customer)  # first: the rows that name their events go next
             result = self._erase_rows(tx, customer, now, in_store=bool(closed))
-            result.removed["review_clips"] = clips
             answer = {"customer": customer, "t": now, "sessions_closed": closed, "consents_withdrawn": withdrawn,
                       "removed": result.removed, "kept": result.kept}
             append_audit(tx, t=now, actor=by, op="erasure", customer=customer,
@@ -833,36 +876,18 @@ class PrivacyOffice:
         done.keep("privacy audit log rows naming the customer (operations and counts; no basket, track or picture)",
                   "the append-only proof of how each request was handled (GDPR art. 5(2)); a removed row would "
                   "break the chain", "the life of the store")
-        done.keep("nothing in private video is linked to a customer (faces blurred on the camera; the review "
-                  "clips of their events are deleted above)",
+        done.keep("nothing in private video or review clips is linked to a customer (faces blurred on the camera)",
                   "video cannot be searched by person; it is deleted by retention",
                   f"{self.config.video_days} days after recording")
         return done
 
-    def _delete_clips(self, tx: Session, customer: str) -> int:
-        """Delete the review clips of `customer`'s events (store_runtime/clips.py); how many."""
-        from store_runtime.clips import customer_event_ids
-
-        clips = getattr(self.runtime, "clips", None)
-        return clips.delete(customer_event_ids(tx, customer)) if clips is not None else 0
-
     def purge(self, *, by: str, now: float | None = None) -> dict[str, Any]:
-        """The retention job, once, on the store clock (or at `now`). The review clips' folder first
-        (store_runtime/clips.py): clips nothing needs any more, then those older than `video_days`
-        (wherever the folder is); one audit row says how many."""
-        from store_runtime.clips import sweep
+        """The retention job, once, on the store clock (or at `now`)."""
+        return purge(self.db, self.runtime.store, now=self._now(now), by=by)
 
-        now = self._now(now)
-        clips = getattr(self.runtime, "clips", None)
-        if clips is not None:
-            with self.db.transaction() as tx:
-                unneeded = sweep(tx, clips)
-                folder = clips.folder.absolute()
-                aged, size, problems = purge_media(folder.parent, [folder.name],
-                                                   Cutoffs.at(now, self.config).video)
-                append_audit(tx, t=now, actor=by, op="clip_purge", detail={
-                    "unneeded": unneeded, "expired": aged, "bytes": size, "problems": problems})
-        return purge(self.db, self.runtime.store, now=now, by=by)
+    def retention_status(self, *, now: float | None = None) -> dict[str, Any]:
+        """What the next purge would remove, and the last purge (only reads)."""
+        return retention_status(self.db, self.runtime.store, now=self._now(now))
 
     def verify_audit(self) -> AuditCheck:
         """Recompute the audit chain. Only reads: a check changes nothing, and runs on a backup too."""

@@ -23,6 +23,9 @@ The contract the HTTP API (SPEC section 7) and the replay harness (section 5) co
   gate that is no exit gate). The first response of a key is stored and replayed.
 - `session(id)`, `receipt(id)`, `receipts()`, `basket_events()`, `entries()`, `reviews()`,
   `resolve_review(...)`, `dispute(...)`, `recover()`, `finish(t)`.
+- Bounded reads for pages open all day: `inside(limit)`, `recent_receipts(limit)`, `entries(limit)`,
+  `reviews(limit=)`, `open_review_count()`, `session_events(id)`, `reviews_of(id)`; `changes`, a
+  counter that rises with every committed write (`store_runtime/changes.py`), tells them when to read.
 - `stop_customer(customer, why=..., then=...)`: the privacy side (`store_runtime/privacy.py`)
   stops tracking a customer who withdrew consent to checkout or was erased.
 
@@ -77,7 +80,7 @@ from store_runtime.baskets import (
     review_view,
     shelf_doubts,
 )
-from store_runtime.clips import ClipStore, clip_unneeded
+from store_runtime.changes import ChangeFeed
 from store_runtime.config import Store
 from store_runtime.db import (
     AppliedEventRow,
@@ -130,6 +133,7 @@ __all__ = [
     "ReviewClosed",
     "ReviewView",
     "RuntimeSettings",
+    "SessionEventView",
     "SessionView",
     "StoreRuntime",
     "UnknownGate",
@@ -326,6 +330,24 @@ class EntryView:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionEventView:
+    """A basket event of one session (a shopper's timeline). `source`: camera, review (a person's
+    decision put it there; `review` names it), dispute (an accepted dispute took it off), receipt
+    (the lines a receipt keeps once retention removed the events behind them)."""
+
+    t: float
+    action: str
+    gtin: str
+    qty: int
+    unit_cents: int
+    slot: str | None
+    camera: str | None
+    confidence: float | None
+    source: str
+    review: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class _Work:
     """Provider calls to make once the transaction that decided them has committed."""
 
@@ -359,8 +381,8 @@ class StoreRuntime:
         self.clock = clock
         self.provider: PaymentProvider = provider if provider is not None else LocalProvider(db, clock=clock)
         self.settings = settings or RuntimeSettings()
-        self.clips: ClipStore | None = None  # the review clips' folder (store_runtime.clips), where served
         self._gates = {name: gate.kind for name, gate in store.config.gates.items()}
+        self.changes = ChangeFeed.of(db.engine)  # rises with every write: live pages follow it
 
     # ------------------------------------------------------------------ entries
 
@@ -600,13 +622,16 @@ class StoreRuntime:
 
     # ------------------------------------------------------------------ people resolve reviews
 
-    def reviews(self, open_only: bool = True) -> list[ReviewView]:
-        """The review queue in time order (only the open items, unless `open_only` is False)."""
+    def reviews(self, open_only: bool = True, limit: int | None = None) -> list[ReviewView]:
+        """The review queue in time order (only the open items, unless `open_only` is False; the
+        oldest `limit` of them, when given)."""
         with self.db.transaction() as tx:
             query = select(ReviewRow).order_by(ReviewRow.t, ReviewRow.id)
             if open_only:
                 query = query.where(ReviewRow.state == "open")
-            return [review_view(tx, row, self.clips) for row in tx.scalars(query)]
+            if limit is not None:
+                query = query.limit(limit)
+            return [review_view(tx, row) for row in tx.scalars(query)]
 
     def resolve_review(self, review_id: str, decision: Literal["accept", "reject"], *, by: str, note: str = "",
                        session: str | None = None, gtin: str | None = None, qty: int | None = None,
@@ -649,11 +674,7 @@ class StoreRuntime:
                 self._accept_dispute(tx, review, by=by, note=note, now=now)
             for sid in sorted(touched):  # type: ignore[type-var]
                 work += self._settle(tx, self._locked(tx, sid), now, review=review.id)
-            # A clip nobody consented to is deleted once the review is decided (store_runtime/clips.py).
-            drop = self.clips is not None and bool(review.event_id) and clip_unneeded(tx, review.event_id)
-            view = review_view(tx, review, self.clips)
-        if drop:
-            self.clips.delete([review.event_id])
+            view = review_view(tx, review)
         self._run(work)
         return view
 
@@ -955,10 +976,11 @@ class StoreRuntime:
                       for r in held]
         return sorted(views, key=lambda v: (v.t, v.session or "", v.gtin, v.action, v.review or ""))
 
-    def entries(self) -> list[EntryView]:
-        """Every presented code, admitted or refused with its reason, in time order."""
+    def entries(self, limit: int | None = None) -> list[EntryView]:
+        """Every presented code (or the newest `limit`), admitted or refused with its reason, in time order."""
         with self.db.transaction() as tx:
-            rows = tx.scalars(select(EntryRow).order_by(EntryRow.t, EntryRow.id)).all()
+            query = select(EntryRow).order_by(EntryRow.t.desc(), EntryRow.id.desc())
+            rows = tx.scalars(query if limit is None else query.limit(limit)).all()[::-1]
             return [EntryView(r.t, r.gate, r.source, r.customer, r.admitted, r.reason, r.detail, r.session_id)
                     for r in rows]
 
@@ -968,6 +990,51 @@ class StoreRuntime:
             rows = tx.scalars(select(SessionRow).where(SessionRow.customer == customer)
                               .order_by(SessionRow.entered_t, SessionRow.id)).all()
             return [self._receipt_view(tx, row) for row in rows]
+
+    # Bounded reads for pages open all day (the operator console): a fixed number of rows however
+    # long the store has been open, never the whole receipts table.
+
+    def inside(self, limit: int = 50) -> tuple[int, list[SessionView]]:
+        """How many sessions are inside (not left yet), and the newest `limit` of them, newest first:
+        a shopper still inside never drops off because many others came and went since."""
+        with self.db.transaction() as tx:
+            inside = SessionRow.exited_t.is_(None)
+            count = tx.scalar(select(func.count()).select_from(SessionRow).where(inside)) or 0
+            rows = tx.scalars(select(SessionRow).where(inside)
+                              .order_by(SessionRow.entered_t.desc(), SessionRow.id.desc()).limit(limit)).all()
+            return count, [self._session_view(tx, row) for row in rows]
+
+    def recent_receipts(self, limit: int = 50, *, customer: str | None = None,
+                        session: str | None = None) -> list[ReceiptView]:
+        """Receipts of sessions that left, the last to leave first, at most `limit` (of `customer`, or
+        the one of `session`, when given)."""
+        with self.db.transaction() as tx:
+            query = select(SessionRow).where(SessionRow.exited_t.is_not(None))
+            if customer is not None:
+                query = query.where(SessionRow.customer == customer)
+            if session is not None:
+                query = query.where(SessionRow.id == session)
+            rows = tx.scalars(query.order_by(SessionRow.exited_t.desc(), SessionRow.id.desc()).limit(limit)).all()
+            return [self._receipt_view(tx, row) for row in rows]
+
+    def open_review_count(self) -> int:
+        with self.db.transaction() as tx:
+            return tx.scalar(select(func.count()).select_from(ReviewRow).where(ReviewRow.state == "open")) or 0
+
+    def session_events(self, session_id: str) -> list[SessionEventView]:
+        """Every basket event of a session in time order, with where it came from (the camera, a
+        person's review decision, an accepted dispute); empty for an unknown session."""
+        with self.db.transaction() as tx:
+            return [SessionEventView(r.t, r.action, r.gtin, r.qty, r.unit_cents, r.slot, r.camera, r.confidence,
+                                     r.source, r.review_id) for r in basket_rows(tx, session_id)]
+
+    def reviews_of(self, session_id: str) -> list[ReviewView]:
+        """The reviews believed to concern a session or applied to it (disputes included), in time order."""
+        with self.db.transaction() as tx:
+            rows = tx.scalars(select(ReviewRow).where(
+                (ReviewRow.session_id == session_id) | (ReviewRow.applied_session_id == session_id))
+                .order_by(ReviewRow.t, ReviewRow.id))
+            return [review_view(tx, row) for row in rows]
 
     # ------------------------------------------------------------------ privacy
 

@@ -1,6 +1,7 @@
-"""The operator page: who may see it (an operator, by bearer credential or the login cookie), what
-it shows (sessions with live baskets, the review queue, receipts, entry codes), that every value is
-escaped and nothing is loaded from elsewhere, and that its cookie opens nothing but these pages."""
+"""The operator console without a browser: who may see it (an operator, by bearer credential or the
+login cookie), that its forms need the per-login CSRF token, that every action is in the audit log,
+what the pages show, that every value is escaped and nothing is loaded from elsewhere, and that the
+reads behind them are bounded. The browser tests are in tests/console/."""
 
 from __future__ import annotations
 
@@ -10,29 +11,43 @@ import numpy as np
 import pytest
 
 from api.api_fakes import APPLE, OAT_MILK, Api, assert_error
-from store_runtime.api.operator_page import PageData, login_page, operator_page
-from store_runtime.api.routes.operator import COOKIE
+from store_runtime.api.console import pages
+from store_runtime.api.console.html import Page, login_document
+from store_runtime.api.routes.operator import COOKIE, csrf_of_cookie
 from store_runtime.baskets import Line, ReviewView
-from store_runtime.runtime import EntryView, ReceiptView, SessionView
+from store_runtime.privacy import PrivacyOffice, recent_audit
+from store_runtime.runtime import EntryView, ReceiptView, SessionEventView, SessionView
 
 HOSTILE = '<script>alert("x")</script>&\'"'
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+PAGES = ["/operator", "/operator/reviews", "/operator/receipts", "/operator/cameras", "/operator/privacy",
+         "/operator/privacy/customers/c-0001", "/operator/privacy/customers/c-0001/erase"]
 
 
 def login(api: Api, who: str = "alice"):
-    return api.client.post("/operator/login", content=f"token={api.tokens[who]}".encode(),
-                           headers={"content-type": "application/x-www-form-urlencoded"}, follow_redirects=False)
+    return api.client.post("/operator/login", content=f"token={api.tokens[who]}".encode(), headers=FORM,
+                           follow_redirects=False)
 
 
-def test_without_a_credential_the_page_is_the_login_form(api: Api) -> None:
-    r = api.client.get("/operator")
-    assert r.status_code == 401 and r.headers["content-type"].startswith("text/html")
-    assert '<form class="login" method="post" action="/operator/login">' in r.text
+def csrf(api: Api) -> str:
+    return csrf_of_cookie(api.client.cookies[COOKIE])
+
+
+def audit_ops(api: Api) -> list[tuple[str, str]]:
+    return [(row["op"], row["actor"]) for row in recent_audit(api.runtime.db)][::-1]
+
+
+def test_without_a_credential_every_page_is_the_login_form(api: Api) -> None:
+    for path in PAGES:
+        r = api.client.get(path)
+        assert r.status_code == 401 and '<form class="login" method="post" action="/operator/login">' in r.text
     assert api.client.get("/", follow_redirects=False).headers["location"] == "/operator"
 
 
 @pytest.mark.parametrize(("who", "status"), [("alice", 200), ("exit-1", 403), ("aisle", 403)])
-def test_only_an_operator_credential_opens_the_page(api: Api, who: str, status: int) -> None:
-    assert api.client.get("/operator", headers=api.auth(who)).status_code == status
+def test_only_an_operator_credential_opens_the_pages(api: Api, who: str, status: int) -> None:
+    for path in PAGES:
+        assert api.client.get(path, headers=api.auth(who)).status_code == status, path
     assert api.client.get("/operator", headers={"Authorization": "Bearer wo_operator_nope"}).status_code == 401
 
 
@@ -42,98 +57,252 @@ def test_the_login_form_sets_a_strict_httponly_cookie_that_logout_forgets(api: A
     cookie = r.headers["set-cookie"]
     assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert "Path=/operator" in cookie
+    first = api.client.cookies[COOKIE]
     assert api.client.get("/operator").status_code == 200
     assert api.client.get("/operator/panel").status_code == 200
-    r = api.client.post("/operator/logout", follow_redirects=False)
+    assert f'name="csrf" value="{csrf(api)}"' in api.client.get("/operator/reviews").text
+    login(api)
+    assert api.client.cookies[COOKIE] != first  # each login its own CSRF token
+    r = api.client.post("/operator/logout", data={"csrf": csrf(api)}, follow_redirects=False)
     assert r.status_code == 303 and f'{COOKIE}=""' in r.headers["set-cookie"]
     assert api.client.get("/operator").status_code == 401
+    assert audit_ops(api) == [("operator_login", "alice"), ("operator_login", "alice"), ("operator_logout", "alice")]
 
 
 @pytest.mark.parametrize("body", [b"", b"token=", b"token=wo_gate_x", b"token=" + b"x" * 5000, b"\xff\xfe=\x00",
-                                  b"token=%ZZ&token=1&a=b&c=d&e=f&g=h&i=j&k=l&m=n", b"{\"token\": 1}"])
+                                  b"token=%ZZ&token=1&a=b&c=d&e=f&g=h&i=j&k=l&m=n&o=p&q=r&s=t&u=v&w=x&y=z&0=1&2=3",
+                                  b"{\"token\": 1}"])
 def test_a_wrong_login_is_401_with_the_form_again(api: Api, body: bytes) -> None:
-    r = api.client.post("/operator/login", content=body, headers={"content-type": "application/x-www-form-urlencoded"},
-                        follow_redirects=False)
+    r = api.client.post("/operator/login", content=body, headers=FORM, follow_redirects=False)
     assert r.status_code == 401 and "not an operator credential" in r.text and "set-cookie" not in r.headers
+    assert audit_ops(api) == []
 
 
-def test_a_gate_credential_cannot_log_in(api: Api) -> None:
+def test_a_gate_credential_cannot_log_in_nor_a_cookie_with_a_dot(api: Api) -> None:
     assert login(api, "exit-1").status_code == 401
+    # The credential and nonce of a cookie pasted as a credential: not one.
+    r = api.client.post("/operator/login", content=f"token={api.tokens['alice']}.x".encode(), headers=FORM,
+                        follow_redirects=False)
+    assert r.status_code == 401
 
 
-def test_the_cookie_opens_the_page_and_nothing_of_the_api(api: Api) -> None:
+def test_the_cookie_opens_the_console_and_nothing_of_the_api(api: Api) -> None:
     login(api)
     assert_error(api.client.get("/v1/reviews"), 401, "unauthenticated")  # bearer only: no cross-site changes
     assert_error(api.client.post("/v1/disputes", json={}), 401, "unauthenticated")
 
 
-def test_the_panel_and_pictures_need_an_operator(api: Api) -> None:
-    assert_error(api.client.get("/operator/panel"), 401, "unauthenticated")
-    assert_error(api.client.get("/operator/live/gate.jpg"), 401, "unauthenticated")
+def test_the_panel_stream_and_pictures_need_an_operator(api: Api) -> None:
+    for path in ("/operator/panel", "/operator/stream", "/operator/live/gate.jpg"):
+        assert_error(api.client.get(path), 401, "unauthenticated")
     assert_error(api.client.get("/operator/panel", headers=api.auth("exit-1")), 403, "forbidden")
     # walkout serve runs no camera nodes: no live view to show
     assert_error(api.client.get("/operator/live/gate.jpg", headers=api.auth("alice")), 404, "not_found")
 
 
-def test_the_page_shows_baskets_reviews_receipts_and_entries(api: Api) -> None:
+def test_a_form_without_its_csrf_token_changes_nothing(api: Api) -> None:
+    session = api.enter("c-0001")
+    api.pick(session, OAT_MILK, confidence=0.2)
+    review = api.runtime.reviews()[0].id
+    login(api)
+    for form in ({"decision": "reject"}, {"decision": "reject", "csrf": "0" * 64}):
+        assert_error(api.client.post(f"/operator/reviews/{review}/decision", data=form), 403, "csrf")
+    for path in ("/operator/privacy/purge", "/operator/privacy/customers/c-0001/erase",
+                 "/operator/privacy/customers/c-0001/export", "/operator/disputes"):
+        assert_error(api.client.post(path, data={"confirm": "c-0001"}), 403, "csrf")
+    assert api.runtime.reviews()[0].status == "open" and audit_ops(api) == [("consent_given", "api:entry-1"),
+                                                                             ("operator_login", "alice")]
+    # A script with the bearer credential needs no token (a browser never adds that header itself).
+    api.client.cookies.clear()
+    r = api.client.post(f"/operator/reviews/{review}/decision", data={"decision": "reject"},
+                        headers=api.auth("alice"), follow_redirects=False)
+    assert r.status_code == 303
+
+
+def test_review_decisions_and_disputes_from_the_page_are_audited_under_the_operator(api: Api) -> None:
+    session = api.enter("c-0001")
+    api.pick(session, OAT_MILK, confidence=0.2)
+    assert api.exit(session).json()["status"] == "review"
+    review = api.runtime.reviews()[0].id
+    login(api)
+    r = api.client.post(f"/operator/reviews/{review}/decision", data={"decision": "accept", "qty": "3",
+                                                                      "csrf": csrf(api)}, follow_redirects=False)
+    assert r.status_code == 303 and "done=accept" in r.headers["location"]
+    receipt = api.runtime.receipt(session)
+    assert receipt.status == "charged" and receipt.lines == (Line(OAT_MILK, 3, 359),)
+    again = api.client.post(f"/operator/reviews/{review}/decision", data={"decision": "reject", "csrf": csrf(api)})
+    assert again.status_code == 409 and "was accepted by alice" in again.text
+    bad = api.client.post(f"/operator/reviews/{review}/decision", data={"decision": "maybe", "csrf": csrf(api)})
+    assert bad.status_code == 422 and "decision" in bad.text
+    r = api.client.post("/operator/disputes", data={"session": session, "gtin": OAT_MILK, "qty": "1",
+                                                    "reason": HOSTILE, "csrf": csrf(api)}, follow_redirects=False)
+    assert r.status_code == 303
+    dispute = [v for v in api.runtime.reviews() if v.kind == "dispute"][0]
+    api.client.post(f"/operator/reviews/{dispute.id}/decision", data={"decision": "accept", "csrf": csrf(api)})
+    assert api.runtime.receipt(session).refunded_cents == 359
+    assert [op for op in audit_ops(api) if op[1] == "alice"] == [
+        ("operator_login", "alice"), ("review_decision", "alice"), ("dispute_opened", "alice"),
+        ("review_decision", "alice")]
+    with api.runtime.db.transaction() as tx:
+        from sqlalchemy import select
+
+        from store_runtime.db import PrivacyAuditRow
+        last = tx.scalars(select(PrivacyAuditRow).order_by(PrivacyAuditRow.seq.desc())).first()
+        assert last.detail["refunds"][0]["amount_cents"] == 359 and last.customer == "c-0001"
+    assert PrivacyOffice(api.runtime).verify_audit().ok
+
+
+def test_the_pages_show_baskets_reviews_receipts_and_entries(api: Api) -> None:
     inside = api.enter("c-0001")
     api.pick(inside, APPLE)
     api.pick(inside, OAT_MILK, confidence=0.2)  # unsure: a review
     left = api.enter("c-0002")
     api.pick(left, APPLE, qty=2)
     assert api.exit(left).status_code == 200
-    r = api.client.get("/operator", headers=api.auth("alice"))
-    assert r.status_code == 200
-    page = r.text
+    auth = api.auth("alice")
+    page = api.client.get("/operator", headers=auth).text
     assert "In the store (1)" in page and "c-0001" in page and "Red Delicious Apple" in page
-    assert "3.89 EUR" in page and "Review queue (1 open)" in page and "low" in page.lower()
+    assert "3.89 EUR" in page and "1 open review" in page
     assert "7.78 EUR" in page and "charged" in page  # c-0002's receipt: two apples
     assert page.count("admitted") == 2
-    assert api.client.get("/operator/panel", headers=api.auth("alice")).text in page
+    assert api.client.get("/operator/panel", headers=auth).text in page
+    reviews = api.client.get("/operator/reviews", headers=auth).text
+    assert "Review queue (1 open)" in reviews and "confidence <b>0.20</b>" in reviews and "no clip" in reviews
+    assert "c-0002 · " + left in reviews  # may be given to a shopper who left
+    receipts = api.client.get("/operator/receipts?q=c-0002", headers=auth).text
+    assert "7.78 EUR" in receipts and "Open a dispute" in receipts and "c-0001" not in receipts
+    assert api.client.get("/operator/receipts?q=<x>", headers=auth).status_code == 422
+    timeline = api.client.get(f"/operator/sessions/{left}", headers=auth).text
+    assert timeline.count("<circle") == 1 and "exit" in timeline and "captured" in timeline
+    assert_error(api.client.get("/operator/sessions/nope", headers=auth), 404, "unknown_session")
+    cameras = api.client.get("/operator/cameras", headers=auth).text
+    assert "aisle" in cameras and "gate" in cameras
 
 
-def test_a_dispute_reason_is_escaped_on_the_page(api: Api) -> None:
+def test_privacy_screens_export_erase_after_a_confirm_and_purge(api: Api) -> None:
     session = api.enter("c-0003")
     api.pick(session, APPLE)
-    assert api.exit(session).status_code == 200
-    r = api.client.post("/v1/disputes", json={"session": session, "gtin": APPLE, "qty": 1, "reason": HOSTILE},
-                        headers=api.auth("alice"))
-    assert r.status_code == 201, r.text
-    page = api.client.get("/operator", headers=api.auth("alice")).text
-    assert "<script>alert" not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;" in page
+    api.exit(session)
+    login(api)
+    assert "given" in api.client.get("/operator/privacy/customers/c-0003").text
+    r = api.client.post("/operator/privacy/customers/c-0003/export", data={"csrf": csrf(api)})
+    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
+    assert r.json()["sessions"][0]["session"] == session
+    wrong = api.client.post("/operator/privacy/customers/c-0003/erase", data={"csrf": csrf(api), "confirm": "c-0004"})
+    assert wrong.status_code == 422 and "nothing was erased" in wrong.text
+    assert PrivacyOffice(api.runtime).consents("c-0003")["purposes"]["checkout"]["state"] == "given"
+    done = api.client.post("/operator/privacy/customers/c-0003/erase", data={"csrf": csrf(api), "confirm": "c-0003"})
+    assert done.status_code == 200 and "Kept, and why" in done.text
+    assert PrivacyOffice(api.runtime).consents("c-0003")["purposes"]["checkout"]["state"] == "withdrawn"
+    r = api.client.post("/operator/privacy/purge", data={"csrf": csrf(api)}, follow_redirects=False)
+    assert r.status_code == 303
+    page = api.client.get("/operator/privacy?verify=1").text
+    assert "The audit log verifies" in page and "by alice" in page
+    mine = ("operator_login", "export", "erasure", "purge")
+    assert [op for op, who in audit_ops(api) if who == "alice" and op in mine] == list(mine)
+    assert api.client.get("/operator/privacy/customers/bad%20id").status_code == 422
 
 
-def test_the_page_loads_nothing_from_elsewhere_and_runs_only_its_own_script(api: Api) -> None:
-    r = api.client.get("/operator", headers=api.auth("alice"))
-    csp = r.headers["content-security-policy"]
-    nonce = re.search(r"'nonce-([^']+)'", csp).group(1)  # type: ignore[union-attr]
-    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
-    assert r.text.count("<script") == 1 and f'<script nonce="{nonce}">' in r.text
-    assert not re.search(r"""(src|href|action)=["']?(https?:)?//""", r.text)  # no CDN, no other site
-    assert r.headers["cache-control"] == "no-store" and r.headers["x-content-type-options"] == "nosniff"
-    assert nonce not in api.client.get("/operator", headers=api.auth("alice")).text  # a new nonce each time
+def test_retention_status_counts_what_the_purge_then_removes(api: Api) -> None:
+    for customer in ("c-0001", "c-0002"):
+        session = api.enter(customer)
+        api.pick(session, APPLE)
+        api.exit(session)
+    office = PrivacyOffice(api.runtime)
+    assert not any(office.retention_status()["would_remove"].values())
+    api.clock.advance(api.runtime.store.config.privacy.tracking_days * 86_400 + 1)
+    status = office.retention_status()
+    removed = office.purge(by="alice")["removed"]
+    would = status["would_remove"]
+    assert would["sessions_detached"] == removed["sessions_detached"] == 2
+    # Detaching a session removes its tracks, events and entries too: the purge's counts add those.
+    assert would["entries"] == removed["entries"] and all(would[k] <= removed.get(k, 0) for k in would)
+    assert office.retention_status()["last_purge"]["by"] == "alice"
 
 
-def _hostile_data() -> PageData:
-    line = Line("2110054234714", 1, 389)
-    session = SessionView(HOSTILE, HOSTILE, 1, HOSTILE, 1.0, None, HOSTILE, (line,), 389, 3, HOSTILE, 1, 1)
-    receipt = ReceiptView(HOSTILE, HOSTILE, 1.0, 2.0, (line,), 389, HOSTILE, None, 389, 0, HOSTILE, (), ())
-    review = ReviewView(HOSTILE, HOSTILE, "open", 1.0, HOSTILE, HOSTILE, (), (HOSTILE,), (HOSTILE,),
-                        {"action": HOSTILE, "gtin": HOSTILE, "qty": HOSTILE, "slot": HOSTILE, "camera": HOSTILE,
-                         "confidence": 0.5}, None, None, HOSTILE, None)
-    entry = EntryView(1.0, HOSTILE, HOSTILE, HOSTILE, False, HOSTILE, HOSTILE, None)
-    status = {"scenario": HOSTILE, "day": HOSTILE, "store_t": 1.0, "events_applied": HOSTILE,
-              "cameras": [{"camera": HOSTILE, "state": HOSTILE, "loop": HOSTILE, "error": HOSTILE}]}
-    return PageData(store_id=HOSTILE, currency=HOSTILE, names={"2110054234714": HOSTILE}, inside=[session],
-                    receipts=[receipt], reviews=[review], entries=[entry], cameras={HOSTILE: (64, 48)},
-                    status=status, operator=HOSTILE)
+def test_the_reads_behind_the_pages_are_bounded(api: Api) -> None:
+    sessions = []
+    for i in range(1, 6):
+        api.clock.advance(1)
+        sessions.append(api.enter(f"c-{i:04d}"))
+    for session in sessions[:3]:
+        api.clock.advance(1)
+        api.exit(session)
+    count, inside = api.runtime.inside(limit=1)
+    assert count == 2 and [v.session for v in inside] == [sessions[-1]]  # the newest of those inside
+    assert [r.session for r in api.runtime.recent_receipts(2)] == [sessions[2], sessions[1]]
+    assert [v.customer for v in api.runtime.entries(limit=2)] == ["c-0004", "c-0005"]
+    assert api.runtime.open_review_count() == 0
+
+
+def test_the_change_counter_moves_with_every_write_and_not_with_reads(api: Api) -> None:
+    changes = api.runtime.changes
+    before = changes.version
+    api.client.get("/operator/panel", headers=api.auth("alice"))
+    assert changes.version == before
+    api.enter("c-0001")  # an entry, then a track: two writes
+    assert changes.version == before + 2
+    api.client.post("/v1/entries", json={"gate": "entry-1", "code": "garbage"}, headers=api.auth("entry-1"))
+    assert changes.version == before + 3  # a refusal is recorded: a write too
+
+
+def test_the_pages_load_nothing_from_elsewhere_and_run_only_their_own_script(api: Api) -> None:
+    auth = api.auth("alice")
+    for path in PAGES:
+        r = api.client.get(path, headers=auth)
+        csp = r.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "unsafe-inline" not in csp and "nonce" not in csp
+        assert re.findall(r"<script[^>]*>", r.text) == ['<script src="/operator/static/console.js" defer>']
+        assert "style=" not in r.text and "<style" not in r.text  # the CSP would block them
+        assert not re.search(r"""(src|href|action)=["']?(https?:)?//""", r.text)  # no CDN, no other site
+        assert r.headers["cache-control"] == "no-store" and r.headers["x-content-type-options"] == "nosniff"
+    for name, kind in (("console.js", "text/javascript"), ("console.css", "text/css")):
+        r = api.client.get(f"/operator/static/{name}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith(kind)
+    assert_error(api.client.get("/operator/static/..%2Fauth.py"), 404)
+
+
+def _hostile_page() -> Page:
+    return Page(base="/operator", store_id=HOSTILE, currency=HOSTILE, operator=HOSTILE, csrf=HOSTILE, open_reviews=1,
+                names={"2110054234714": HOSTILE})
 
 
 def test_every_value_is_escaped() -> None:
-    page = operator_page(_hostile_data(), nonce=HOSTILE, base="/operator")
-    assert "<script>alert" not in page and "'\"" not in page
-    assert page.count("&lt;script&gt;") >= 25  # every field above, written escaped
-    assert "<script>" not in login_page(nonce="n", base="/operator", message=HOSTILE)
+    line = Line("2110054234714", 1, 389)
+    session = SessionView(HOSTILE, HOSTILE, 1, HOSTILE, 1.0, None, HOSTILE, (line,), 389, 3, HOSTILE, 1, 1)
+    receipt = ReceiptView(HOSTILE, HOSTILE, 1.0, 2.0, (line,), 389, "charged", None, 389, 0, HOSTILE, (), ())
+    review = ReviewView(HOSTILE, "shelf", "open", 1.0, HOSTILE, HOSTILE, (HOSTILE,), (HOSTILE,), (HOSTILE,),
+                        {"action": HOSTILE, "gtin": HOSTILE, "qty": HOSTILE, "slot": HOSTILE, "camera": HOSTILE,
+                         "confidence": 0.5}, None, None, HOSTILE, None)
+    entry = EntryView(1.0, HOSTILE, HOSTILE, HOSTILE, False, HOSTILE, HOSTILE, None)
+    event = SessionEventView(1.5, HOSTILE, HOSTILE, 1, 389, HOSTILE, HOSTILE, 0.5, HOSTILE, HOSTILE)
+    status = {"scenario": HOSTILE, "day": HOSTILE, "store_t": 1.0, "events_applied": HOSTILE,
+              "cameras": [{"camera": HOSTILE, "state": HOSTILE, "loop": HOSTILE, "error": HOSTILE}]}
+    page = _hostile_page()
+    live = pages.LiveData(1, [session], [receipt], [entry], status=status, cameras={HOSTILE: (64, 48)})
+    camera = pages.CameraData({HOSTILE: {"role": HOSTILE, "fps": HOSTILE}}, [{"camera": HOSTILE, "state": HOSTILE,
+                                                                            "outages": [{"kind": HOSTILE}]}],
+                              status, cameras={HOSTILE: (64, 48)}, slot_maps=True)
+    consents = {"customer": HOSTILE, "purposes": {HOSTILE: {"state": HOSTILE, "method": HOSTILE}},
+                "history": [{"purpose": HOSTILE, "recorded_by": HOSTILE}]}
+    written = [
+        pages.live_page(page, live),
+        pages.reviews_page(page, [review], [pages.Choice(HOSTILE, HOSTILE, HOSTILE)], error=HOSTILE),
+        pages.receipts_page(page, [receipt], {HOSTILE: [review]}, query=HOSTILE),
+        pages.session_page(page, session, receipt, [event], [review], now=2.0),
+        pages.cameras_page(page, camera, now=2.0),
+        pages.privacy_page(page, {"would_remove": {HOSTILE: HOSTILE}, "last_purge": None},
+                           [{"seq": 1, "t": 1.0, "actor": HOSTILE, "op": HOSTILE, "customer": HOSTILE,
+                             "sha256": HOSTILE}], check={"ok": False, "problem": HOSTILE}),
+        pages.privacy_customer_page(page, consents, [receipt]),
+        pages.erase_confirm_page(page, HOSTILE, error=HOSTILE),
+        pages.erase_done_page(page, {"customer": HOSTILE, "removed": {HOSTILE: 1}, "kept": [{"what": HOSTILE}]}),
+        login_document(base="/operator", message=HOSTILE),
+    ]
+    for html in written:
+        assert "<script>alert" not in html and "'\"" not in html, html
+        assert "&lt;script&gt;" in html
 
 
 def test_a_live_picture_is_served_as_jpeg(api: Api) -> None:
@@ -154,4 +323,4 @@ def test_a_live_picture_is_served_as_jpeg(api: Api) -> None:
     view.put("gate", Redactor(NoFaces(), PrivacyConfig(lookahead=0, budget_ms=None)).redact(frame))
     r = api.client.get("/operator/live/gate.jpg", headers=auth)
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg" and r.content[:2] == b"\xff\xd8"
-    assert 'data-live="/operator/live/gate.jpg"' in api.client.get("/operator", headers=auth).text
+    assert 'data-live="/operator/live/gate.jpg' in api.client.get("/operator", headers=auth).text
