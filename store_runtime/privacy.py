@@ -747,9 +747,10 @@ class PrivacyOffice:
         def record(tx: Session, closed: list[str]) -> dict[str, Any]:
             withdrawn = _withdraw(tx, customer, chosen, method=method, t=now, by=by,
                                   notice_version=self.config.notice_version)
+            clips = self._delete_clips(tx, customer) if {"review_clips", REQUIRED} & set(chosen) else 0
             append_audit(tx, t=now, actor=by, op="consent_withdrawn", customer=customer,
                          detail={"purposes": chosen, "recorded": withdrawn, "method": method,
-                                 "sessions_closed": closed})
+                                 "sessions_closed": closed, "review_clips_deleted": clips})
             return {**_consents_json(tx, customer), "sessions_closed": closed}
 
         if REQUIRED not in chosen:
@@ -819,7 +820,9 @@ class PrivacyOffice:
             purposes = [p for p in PURPOSES if p == REQUIRED or _active(_consents(tx, customer, p))]
             withdrawn = _withdraw(tx, customer, purposes, method="erasure", t=now, by=by,
                                   notice_version=self.config.notice_version)
+            clips = self._delete_clips(tx, customer)  # first: the rows that name their events go next
             result = self._erase_rows(tx, customer, now, in_store=bool(closed))
+            result.removed["review_clips"] = clips
             answer = {"customer": customer, "t": now, "sessions_closed": closed, "consents_withdrawn": withdrawn,
                       "removed": result.removed, "kept": result.kept}
             append_audit(tx, t=now, actor=by, op="erasure", customer=customer,
@@ -876,14 +879,36 @@ class PrivacyOffice:
         done.keep("privacy audit log rows naming the customer (operations and counts; no basket, track or picture)",
                   "the append-only proof of how each request was handled (GDPR art. 5(2)); a removed row would "
                   "break the chain", "the life of the store")
-        done.keep("nothing in private video or review clips is linked to a customer (faces blurred on the camera)",
+        done.keep("nothing in private video is linked to a customer (faces blurred on the camera; the review "
+                  "clips of their events are deleted above)",
                   "video cannot be searched by person; it is deleted by retention",
                   f"{self.config.video_days} days after recording")
         return done
 
+    def _delete_clips(self, tx: Session, customer: str) -> int:
+        """Delete the review clips of `customer`'s events (store_runtime/clips.py); how many."""
+        from store_runtime.clips import customer_event_ids
+
+        clips = getattr(self.runtime, "clips", None)
+        return clips.delete(customer_event_ids(tx, customer)) if clips is not None else 0
+
     def purge(self, *, by: str, now: float | None = None) -> dict[str, Any]:
-        """The retention job, once, on the store clock (or at `now`)."""
-        return purge(self.db, self.runtime.store, now=self._now(now), by=by)
+        """The retention job, once, on the store clock (or at `now`). The review clips' folder first
+        (store_runtime/clips.py): clips nothing needs any more, then those older than `video_days`
+        (wherever the folder is); one audit row says how many."""
+        from store_runtime.clips import sweep
+
+        now = self._now(now)
+        clips = getattr(self.runtime, "clips", None)
+        if clips is not None:
+            with self.db.transaction() as tx:
+                unneeded = sweep(tx, clips)
+                folder = clips.folder.absolute()
+                aged, size, problems = purge_media(folder.parent, [folder.name],
+                                                   Cutoffs.at(now, self.config).video)
+                append_audit(tx, t=now, actor=by, op="clip_purge", detail={
+                    "unneeded": unneeded, "expired": aged, "bytes": size, "problems": problems})
+        return purge(self.db, self.runtime.store, now=now, by=by)
 
     def retention_status(self, *, now: float | None = None) -> dict[str, Any]:
         """What the next purge would remove, and the last purge (only reads)."""

@@ -81,6 +81,7 @@ from store_runtime.baskets import (
     shelf_doubts,
 )
 from store_runtime.changes import ChangeFeed
+from store_runtime.clips import ClipStore, clip_unneeded
 from store_runtime.config import Store
 from store_runtime.db import (
     AppliedEventRow,
@@ -381,6 +382,7 @@ class StoreRuntime:
         self.clock = clock
         self.provider: PaymentProvider = provider if provider is not None else LocalProvider(db, clock=clock)
         self.settings = settings or RuntimeSettings()
+        self.clips: ClipStore | None = None  # the review clips' folder (store_runtime.clips), where served
         self._gates = {name: gate.kind for name, gate in store.config.gates.items()}
         self.changes = ChangeFeed.of(db.engine)  # rises with every write: live pages follow it
 
@@ -631,7 +633,7 @@ class StoreRuntime:
                 query = query.where(ReviewRow.state == "open")
             if limit is not None:
                 query = query.limit(limit)
-            return [review_view(tx, row) for row in tx.scalars(query)]
+            return [review_view(tx, row, self.clips) for row in tx.scalars(query)]
 
     def resolve_review(self, review_id: str, decision: Literal["accept", "reject"], *, by: str, note: str = "",
                        session: str | None = None, gtin: str | None = None, qty: int | None = None,
@@ -674,7 +676,11 @@ class StoreRuntime:
                 self._accept_dispute(tx, review, by=by, note=note, now=now)
             for sid in sorted(touched):  # type: ignore[type-var]
                 work += self._settle(tx, self._locked(tx, sid), now, review=review.id)
-            view = review_view(tx, review)
+            # A clip nobody consented to is deleted once the review is decided (store_runtime/clips.py).
+            drop = self.clips is not None and bool(review.event_id) and clip_unneeded(tx, review.event_id)
+            view = review_view(tx, review, self.clips)
+        if drop:
+            self.clips.delete([review.event_id])
         self._run(work)
         return view
 
@@ -1034,7 +1040,7 @@ class StoreRuntime:
             rows = tx.scalars(select(ReviewRow).where(
                 (ReviewRow.session_id == session_id) | (ReviewRow.applied_session_id == session_id))
                 .order_by(ReviewRow.t, ReviewRow.id))
-            return [review_view(tx, row) for row in rows]
+            return [review_view(tx, row, self.clips) for row in rows]
 
     # ------------------------------------------------------------------ privacy
 
