@@ -3,6 +3,11 @@
 Every event has an `id` derived from what it says (camera, kind, frame, track, slot...), so a
 replay of the same recording gives the same ids, and a node that resends an event after a crash
 sends the same id: the store runtime applies each id once.
+
+Besides what its camera saw, a node reports how its camera is (`CameraStatus`, kind `camera`): an
+outage (stalled: the stream is open but no frame comes; disconnected: the stream is lost), its
+recovery, and a heartbeat (`ok`) now and then with the frame lag. Only live nodes send them; a
+replay reads files, which never stall, so its events are what they always were.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import hashlib
 import json
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 
 class _Event(BaseModel):
@@ -66,11 +71,55 @@ class ShelfAction(_Event):
         "or the person's track lost and found again around the event; the runtime sends it to review.")
 
 
-NodeEvent = Annotated[EntryRead | TrackZone | ShelfAction, Field(discriminator="kind")]
+class CameraStatus(_Event):
+    """How a node's camera is: `stalled` or `disconnected` (an outage began at `start_t`; the same
+    outage may be reported stalled first and disconnected later, with the same `start_t`),
+    `recovered` (frames again from `end_t`; `outage` says what it was at worst), or `ok` (a
+    heartbeat: no outage). Times are on the store clock; `t` is when the node reported it."""
+
+    kind: Literal["camera"] = "camera"
+    status: Literal["ok", "stalled", "disconnected", "recovered"]
+    outage: Literal["stalled", "disconnected"] | None = Field(
+        default=None, description="The outage reported or ended: stalled (open, no frames) or disconnected "
+                                  "(the stream lost); None for ok.")
+    start_t: float | None = Field(default=None, description="The outage's start: the last frame before it, or "
+                                                            "when the node started if it never had one.")
+    end_t: float | None = Field(default=None, description="recovered: the first frame after the outage.")
+    reconnects: int = Field(default=0, ge=0, description="Times the node's source reconnected since it started.")
+    lag_s: float | None = Field(default=None, ge=0, description="The oldest frame age (seconds from the camera to "
+                                                                "the node's pipeline) since the last report.")
+    detail: str = Field(default="", max_length=300, description="The source's last error, without passwords.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CameraStatus:
+        if self.status == "ok":
+            if self.outage is not None or self.start_t is not None or self.end_t is not None:
+                raise ValueError("an ok status has no outage, start_t or end_t")
+            return self
+        if self.outage is None or self.start_t is None:
+            raise ValueError(f"a {self.status} status needs outage and start_t")
+        if self.status != "recovered":
+            if self.outage != self.status or self.end_t is not None:
+                raise ValueError(f"a {self.status} status has outage {self.status!r} and no end_t")
+        elif self.end_t is None or self.end_t < self.start_t:
+            raise ValueError("a recovered status needs end_t, at or after start_t")
+        if self.start_t > self.t or (self.end_t is not None and self.end_t > self.t):
+            raise ValueError("an outage cannot start or end after it is reported (start_t, end_t <= t)")
+        return self
+
+
+NodeEvent = Annotated[EntryRead | TrackZone | ShelfAction | CameraStatus, Field(discriminator="kind")]
 _ADAPTER: TypeAdapter[NodeEvent] = TypeAdapter(NodeEvent)
 
 
-def parse_event(text: str | bytes) -> EntryRead | TrackZone | ShelfAction:
+def camera_status_id(camera: str, status: str, start_t: float | None, t: float) -> str:
+    """A camera status's id: an outage's reports by its start (a resend is the same event), heartbeats
+    by their time."""
+    when = t if status == "ok" else start_t
+    return event_id(camera, "camera", status, f"{when:.3f}")
+
+
+def parse_event(text: str | bytes) -> EntryRead | TrackZone | ShelfAction | CameraStatus:
     """An event from the bus; raises pydantic's ValidationError naming the field on anything else."""
     return _ADAPTER.validate_json(text)
 

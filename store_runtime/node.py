@@ -2,19 +2,26 @@
 
     source -> detect (rate controlled) -> track -> codes (gate cameras) -> gates, shelf -> events -> bus
                                                  -> redact -> sink (private video, live view)
-                                                           -> clips (review clips of shelf events)
 
 Detection is the expensive stage, so it runs every `detect_every` frames, and on frames between
 only when the picture moved (motion gating); the tracker carries tracks by motion in between.
 Every stage's time is counted (`timings`). Events get ids from what they say, so a replay gives
 the same ids every time; nothing here knows whether frames come from a file or a live camera.
 The only picture that leaves the node is what `redact` made of a frame (`vision.privacy`).
+
+A live node also watches its camera (`follow`, `CameraWatch`): the source's health between frames
+too, since a stalled camera sends no frame that would wake the loop. An outage (stalled,
+disconnected), its end and a heartbeat every `heartbeat_s` with the frame lag go out as
+`CameraStatus` events on the same bus, so the store can flag the sessions a blind camera may have
+got wrong. A replay steps frames only and never reports camera status: its outputs do not change.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,16 +32,16 @@ import numpy as np
 
 from store_runtime.bus import Bus, Event
 from store_runtime.config import Store, StoreConfig
-from store_runtime.events import EntryRead, ShelfAction, TrackZone, event_id
+from store_runtime.events import CameraStatus, EntryRead, ShelfAction, TrackZone, camera_status_id, event_id
 from vision.codes import CodeReader, Debouncer, ReaderOptions
 from vision.gates import EntryEvent, EntryWatcher, ZoneEvent, ZoneWatcher
+from vision.sources import SourceError, SourceHealth, SourceState
 from vision.tracking import Tracker, TrackerConfig
 from vision.types import Detections, Frame, Tracks
 
 if TYPE_CHECKING:
-    from store_runtime.clips import ClipRecorder
-    from vision.overlay import FrameState
     from vision.privacy import RedactedFrame, Redactor
+    from vision.sources import LiveSource
 
 
 class Detector(Protocol):
@@ -60,6 +67,9 @@ class NodeConfig:
     codes_every: int = 1  # gate cameras: read codes on every k-th frame
     code_reads: int = 2  # a code counts after this many reads (debounce)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    # A live node tells the store its camera is fine (and its frame lag) this often, so that the
+    # store can tell a quiet camera from a node it has not heard of.
+    heartbeat_s: float = 30.0
 
     def __post_init__(self) -> None:
         for name in ("detect_every", "codes_every", "code_reads"):
@@ -68,6 +78,10 @@ class NodeConfig:
                 raise ValueError(f"NodeConfig.{name}: expected an integer of at least 1, got {value!r}")
         if not 0 <= self.motion_threshold < 256:
             raise ValueError(f"NodeConfig.motion_threshold: expected 0 to 255, got {self.motion_threshold!r}")
+        beat = self.heartbeat_s
+        number = isinstance(beat, int | float) and not isinstance(beat, bool) and math.isfinite(beat)
+        if not number or not 0 < beat <= 3600:
+            raise ValueError(f"NodeConfig.heartbeat_s: expected seconds from 0 (exclusive) to 3600, got {beat!r}")
 
 
 @dataclass
@@ -91,13 +105,86 @@ class StageTimes:
                        "seconds": round(s, 3)} for name, s in self.seconds.items()}
 
 
+class CameraWatch:
+    """A live camera's health in, `CameraStatus` events out: one when an outage begins (stalled or
+    disconnected), one when a stall turns into a lost stream, one when frames come again
+    (`recovered`, from the first frame newer than the outage's start), and an `ok` heartbeat every
+    `heartbeat_s` (the first with the first frame) while nothing is wrong.
+
+    `update(health, now, frame_t)` is called with the source's health after each frame (`frame_t`,
+    the frame's time, also gives the lag: how old the frame was when the pipeline got it) and
+    between frames. `now`, `frame_t` and the health's times are on the source's clock; `to_store`
+    maps them to the store clock (the identity for a live node, whose frames carry the wall clock).
+    A source still connecting counts as disconnected once it has been for the stall threshold: the
+    camera is not there. The state it keeps is one outage and two numbers: bounded.
+    """
+
+    def __init__(self, camera: str, *, heartbeat_s: float, to_store: Callable[[float], float] | None = None) -> None:
+        self.camera = camera
+        self.heartbeat_s = heartbeat_s
+        self.to_store = to_store or (lambda t: t)
+        self.outage: tuple[str, float] | None = None  # (stalled | disconnected, start), source clock
+        self._reported: float | None = None  # when the last event was made, source clock
+        self._lag: float | None = None  # the oldest frame age since the last report
+
+    def update(self, health: SourceHealth, now: float, frame_t: float | None = None) -> list[CameraStatus]:
+        if frame_t is not None:
+            self._lag = max(self._lag or 0.0, now - frame_t, 0.0)
+        state = _camera_state(health, now)
+        if state in ("stalled", "disconnected"):
+            start = health.outage_since if health.outage_since is not None else now
+            if self.outage is None or (self.outage[0], state) == ("stalled", "disconnected"):
+                start = start if self.outage is None else self.outage[1]
+                self.outage = (state, start)
+                return [self._status(state, health, now, outage=state, start=start)]
+            return []
+        if state != "ok":
+            return []
+        if self.outage is not None:
+            worst, start = self.outage
+            if frame_t is None or frame_t <= start:
+                return []  # a frame read before the outage, still in the queue: not a recovery
+            self.outage = None
+            return [self._status("recovered", health, now, outage=worst, start=start, end=frame_t)]
+        if self._reported is None or now - self._reported >= self.heartbeat_s:
+            return [self._status("ok", health, now)]
+        return []
+
+    def _status(self, status: str, health: SourceHealth, now: float, *, outage: str | None = None,
+                start: float | None = None, end: float | None = None) -> CameraStatus:
+        t = self.to_store(now)
+        start_t = None if start is None else min(self.to_store(start), t)
+        end_t = None if end is None else min(self.to_store(end), t)
+        lag, self._lag, self._reported = self._lag, None, now
+        return CameraStatus(
+            id=camera_status_id(self.camera, status, start_t, t), t=t, camera=self.camera, status=status,
+            outage=outage, start_t=start_t, end_t=end_t, reconnects=health.reconnects,
+            lag_s=None if lag is None else round(lag, 3), detail=(health.last_error or "")[:300] if outage else "")
+
+
+def _camera_state(health: SourceHealth, now: float) -> str | None:
+    """ok, stalled or disconnected; None while it is too early to say, or once the source is over."""
+    state = health.state
+    if state is SourceState.STREAMING:
+        return "ok"
+    if state is SourceState.STALLED:
+        return "stalled"
+    if state in (SourceState.RECONNECTING, SourceState.FAILED):
+        return "disconnected"
+    if state is SourceState.CONNECTING and health.outage_since is not None and health.stall_after_s is not None:
+        return "disconnected" if now - health.outage_since > health.stall_after_s else None
+    return None
+
+
 class CameraNode:
-    """Runs one camera of `store`. `step(frame)` publishes and returns that frame's events."""
+    """Runs one camera of `store`. `step(frame)` publishes and returns that frame's events; a live
+    node also calls `watch(health, now, frame_t)` (see `follow`)."""
 
     def __init__(self, store: StoreConfig, camera: str, *, detector: Detector, bus: Bus,
                  config: NodeConfig | None = None, reader: CodeReader | None = None,
                  shelf: ShelfStage | None = None, redactor: Redactor | None = None,
-                 sink: Callable[[RedactedFrame], None] | None = None) -> None:
+                 sink: Callable[[RedactedFrame], None] | None = None,
+                 to_store: Callable[[float], float] | None = None) -> None:
         if sink is not None and redactor is None:
             raise ValueError("a sink takes redacted frames only: give the node a redactor too")
         if camera not in store.cameras:
@@ -106,12 +193,9 @@ class CameraNode:
         self.config = config or NodeConfig()
         self.detector, self.bus, self.shelf = detector, bus, shelf
         self.redactor, self.sink = redactor, sink
-        # Review clips (store_runtime.clips) of the redacted pictures, and what the node believed at
-        # each frame for the live view's drawings (vision.overlay): both optional, set by the caller.
-        self.clips: ClipRecorder | None = None
-        self.on_state: Callable[[FrameState], None] | None = None
         self.timings = StageTimes()
         self.tracker = Tracker(self.config.tracker)
+        self.camera_watch = CameraWatch(camera, heartbeat_s=self.config.heartbeat_s, to_store=to_store)
         self.frames = 0
         self.detections = 0
         self._since_detection = 0
@@ -146,11 +230,7 @@ class CameraNode:
         if self.shelf is not None:
             with self.timings.stage("shelf"):
                 events += [self._shelf(e) for e in self.shelf.step(frame.image, frame.t, tracks)]
-        if self.on_state is not None:
-            self.on_state(self._state(frame, tracks))
-        if self.sink is not None or self.clips is not None:
-            if self.redactor is None:
-                raise ValueError("review clips take redacted frames only: give the node a redactor too")
+        if self.sink is not None:
             with self.timings.stage("redact"):
                 ready = self.redactor.push(frame, tracks)
             self._let_out(ready)
@@ -163,13 +243,13 @@ class CameraNode:
             events += [self._zone(e) for e in self._zones.flush()]
         if self.shelf is not None:
             events += [self._shelf(e) for e in self.shelf.flush(self._last_t)]
-        if self.sink is not None or self.clips is not None:
+        if self.sink is not None:
             self._let_out(self.redactor.flush())
-        published = self._publish(events)
-        if self.clips is not None:
-            with self.timings.stage("clips"):
-                self.clips.flush()
-        return published
+        return self._publish(events)
+
+    def watch(self, health: SourceHealth, now: float, frame_t: float | None = None) -> list[Event]:
+        """A live camera's health (`CameraWatch.update`): publishes and returns the status events."""
+        return self._publish(list(self.camera_watch.update(health, now, frame_t)))
 
     def run(self, frames: Iterable[Frame]) -> int:
         """Every frame of `frames` through the pipeline, then `finish`; returns the events published."""
@@ -179,21 +259,9 @@ class CameraNode:
         return published + len(self.finish())
 
     def _let_out(self, redacted: list[RedactedFrame]) -> None:
-        if self.sink is not None:
-            with self.timings.stage("sink"):
-                for picture in redacted:
-                    self.sink(picture)
-        if self.clips is not None:
-            with self.timings.stage("clips"):
-                for picture in redacted:
-                    self.clips.frame(picture)
-
-    def _state(self, frame: Frame, tracks: Tracks) -> FrameState:
-        from vision.overlay import FrameState
-
-        state = getattr(self.shelf, "state", None)
-        slots = {k: (len(v.facings) if v.known else None) for k, v in state().items()} if state else {}
-        return FrameState(self.camera, frame.index, frame.t, tracks, slots)
+        with self.timings.stage("sink"):
+            for picture in redacted:
+                self.sink(picture)
 
     def _detect(self, frame: Frame) -> Detections | None:
         small = cv2.resize(cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY), None, fx=0.125, fy=0.125,
@@ -212,8 +280,6 @@ class CameraNode:
         events.sort(key=lambda e: (e.t, e.id))
         for event in events:
             self.bus.publish(event)
-            if self.clips is not None and isinstance(event, ShelfAction):
-                self.clips.event(event)
         return events
 
     def _entry(self, e: EntryEvent, index: int) -> EntryRead:
@@ -234,6 +300,29 @@ class CameraNode:
                            t=e.t, camera=self.camera, action=e.action, track=e.track, gtin=e.gtin, qty=e.qty,
                            slot=e.slot, confidence=round(float(e.confidence), 4),
                            track_confidence=round(float(e.track_confidence), 4))
+
+
+def follow(node: CameraNode, source: LiveSource, *, clock: Callable[[], float] = time.time, poll_s: float = 0.25,
+           stop: threading.Event | None = None) -> Iterator[Event]:
+    """A live source through `node`, yielding the events it publishes: every frame stepped, and the
+    camera's health watched after each frame and every `poll_s` between frames (a stalled camera
+    sends nothing that would wake the loop). `clock` must be the source's. Ends with `finish` when
+    the source ends or `stop` is set; a source that gave up is reported disconnected, then its
+    SourceError raised."""
+    while stop is None or not stop.is_set():
+        try:
+            frame = source.read(timeout=poll_s)
+        except SourceError:
+            yield from node.watch(source.health(), clock())
+            raise
+        if frame is not None:
+            yield from node.step(frame)
+            yield from node.watch(source.health(), clock(), frame.t)
+        elif (health := source.health()).state is SourceState.ENDED:
+            break
+        else:
+            yield from node.watch(health, clock())
+    yield from node.finish()
 
 
 def _local_motion(small: np.ndarray, before: np.ndarray) -> float:

@@ -10,6 +10,13 @@ Two kinds of reading, because replay and live want opposite things:
   newest frames in a bounded queue that drops the oldest, stamps each with the wall clock, and
   reconnects with capped exponential backoff when the stream is lost.
 
+A live camera fails in two ways, and `health()` tells them apart. A lost stream (the decoder's error
+or end of stream, a read timeout, a refused connection) is `reconnecting` while the reader reopens
+it. A stream that stays open but delivers nothing (a frozen encoder, a congested link: the socket is
+up, no frame comes) is `stalled` once no frame has come for `SourceConfig.stall_after_s`, which by
+default is a few frame intervals (`stall_threshold`). Both say since when the camera has shown
+nothing (`SourceHealth.outage_since`): the camera node reports outages from that.
+
 `vision` is a pure library without threads, and the live reader is the one honest exception: a
 camera's frames arrive whether or not anyone reads them, and only a reader of its own keeps the
 newest ones. So the thread lives inside a `LiveSource` object only, is started by `start()` (or
@@ -49,13 +56,18 @@ if TYPE_CHECKING:
     import av.stream
     import av.video.frame
 
-SourceKind = Literal["file", "rtsp", "device"]
-KINDS: tuple[str, ...] = ("file", "rtsp", "device")
+SourceKind = Literal["file", "rtsp", "device", "http"]
+KINDS: tuple[str, ...] = ("file", "rtsp", "device", "http")
 
 # Containers that carry no frame rate: FFmpeg reports 25 fps for them whatever the camera did.
 RATELESS_FORMATS = frozenset({"jpeg_pipe", "mjpeg", "mpjpeg", "image2", "image2pipe", "h264", "hevc"})
 # OpenCV's FFmpeg default is to wait 30 s on a dead stream; a node should notice a lost camera sooner.
 RTSP_TIMEOUT_MS = 10_000
+# A live source is stalled after this many frame intervals without a frame, and never sooner than
+# MIN_STALL_S: a camera's frames arrive with jitter, and a congested link delays a few of them.
+STALL_INTERVALS = 5
+MIN_STALL_S = 1.0
+DEFAULT_STALL_S = 2.0  # before the first two frames of a camera whose rate is not known
 
 
 class SourceError(Exception):
@@ -70,6 +82,7 @@ class SourceConfigError(ValueError):
 class SourceState(StrEnum):
     CONNECTING = "connecting"  # not a single frame read yet
     STREAMING = "streaming"
+    STALLED = "stalled"  # the stream is open, but no frame came for the stall threshold
     RECONNECTING = "reconnecting"  # the stream was lost; waiting or trying to reopen it
     ENDED = "ended"  # end of a file, or closed
     FAILED = "failed"  # damaged file, or reconnection given up; `last_error` says why
@@ -116,11 +129,14 @@ class SourceConfig:
     """Where one camera's frames come from.
 
     `uri`: for `file` a path to an existing video; for `rtsp` an `rtsp://` or `rtsps://` URL; for
-    `device` a camera index (`"0"`) or a `/dev/videoN` path. `fps` overrides a file's container rate
-    (required for raw MJPEG, which states none). `live`: files replay by default and may be read as if
-    live (paced at their rate, wall-clock times, dropping when the consumer lags); RTSP and devices are
-    live only. `start` is the clock time of frame 0 in replay (the scenario's start, Unix seconds).
-    `queue_size` bounds a live source's queue.
+    `device` a camera index (`"0"`) or a `/dev/videoN` path; for `http` an `http://` or `https://` URL
+    of an MJPEG stream (`multipart/x-mixed-replace`, what many IP cameras serve besides RTSP). `fps`
+    overrides a file's container rate (required for raw MJPEG, which states none). `live`: files
+    replay by default and may be read as if live (paced at their rate, wall-clock times, dropping when
+    the consumer lags); RTSP, HTTP and devices are live only. `start` is the clock time of frame 0 in
+    replay (the scenario's start, Unix seconds). `queue_size` bounds a live source's queue.
+    `stall_after_s`: a live source that delivers no frame for this long is `stalled` (None: a few
+    frame intervals, see `stall_threshold`).
     """
 
     kind: SourceKind
@@ -131,6 +147,7 @@ class SourceConfig:
     start: float = 0.0
     queue_size: int = 8
     backoff: Backoff = field(default_factory=Backoff)
+    stall_after_s: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.camera, str) or not self.camera.strip():
@@ -149,6 +166,9 @@ class SourceConfig:
         _check_int(where, "queue_size", self.queue_size, 1)
         if not isinstance(self.backoff, Backoff):
             raise SourceConfigError(f"{where}: backoff: expected a Backoff, got {type(self.backoff).__name__}")
+        if self.stall_after_s is not None:
+            _check_number(where, "stall_after_s", self.stall_after_s, lambda v: 0 < v <= 3600,
+                          "a number of seconds from 0 (exclusive) to 3600")
 
     @property
     def is_live(self) -> bool:
@@ -186,10 +206,11 @@ def _check_uri(where: str, kind: str, uri: object) -> None:
         return
     if not isinstance(uri, str):
         raise SourceConfigError(f"{where}: uri: expected a string for a {kind} source, got {uri!r}")
-    if kind == "rtsp":
+    if kind in ("rtsp", "http"):
+        schemes = ("rtsp", "rtsps") if kind == "rtsp" else ("http", "https")
         parts = urlsplit(uri)
-        if parts.scheme.lower() not in ("rtsp", "rtsps") or not parts.hostname:
-            raise SourceConfigError(f"{where}: uri: expected an rtsp:// or rtsps:// URL with a host, "
+        if parts.scheme.lower() not in schemes or not parts.hostname:
+            raise SourceConfigError(f"{where}: uri: expected an {schemes[0]}:// or {schemes[1]}:// URL with a host, "
                                     f"got {_without_password(uri)!r}")
     elif not re.fullmatch(r"\d{1,3}|/dev/video\d{1,3}", uri):
         raise SourceConfigError(f"{where}: uri: expected a camera index such as '0' or a /dev/videoN path, got {uri!r}")
@@ -222,7 +243,12 @@ class VideoInfo:
 class SourceHealth:
     """One snapshot of a source's health. `frames_read` counts frames taken from the camera or file,
     `frames_dropped` those the queue dropped because the consumer lagged, `reconnects` the times a
-    stream was lost after it had delivered frames; `last_frame_t` is the newest frame's `t`."""
+    stream was lost after it had delivered frames; `last_frame_t` is the newest frame's `t`.
+
+    Live sources only: `outage_since` is the time (on the source's clock) since which the camera has
+    delivered nothing while it is stalled, reconnecting, failed or still connecting: the newest
+    frame's time, or when the source started if it never delivered one (None while frames flow);
+    `stall_after_s` is the stall threshold in force."""
 
     camera: str
     state: SourceState
@@ -231,6 +257,8 @@ class SourceHealth:
     reconnects: int
     last_error: str | None
     last_frame_t: float | None
+    outage_since: float | None = None
+    stall_after_s: float | None = None
 
 
 class Source(Protocol):
@@ -457,8 +485,22 @@ class _FileCapture:
         self._decoder.close()
 
 
+def stall_threshold(config: SourceConfig, fps: float | None, interval_s: float | None) -> float:
+    """Seconds without a frame after which a live source is stalled: `config.stall_after_s` if set,
+    else `STALL_INTERVALS` frame intervals (from `fps` — the config's or the file's — or else
+    `interval_s`, the interval measured between the camera's frames), at least `MIN_STALL_S`;
+    `DEFAULT_STALL_S` while neither is known."""
+    if config.stall_after_s is not None:
+        return float(config.stall_after_s)
+    rate = config.fps or fps
+    interval = 1.0 / rate if rate else interval_s
+    if interval is None:
+        return DEFAULT_STALL_S
+    return max(MIN_STALL_S, STALL_INTERVALS * interval)
+
+
 def default_opener(config: SourceConfig) -> Opener:
-    """How a live source opens its camera: OpenCV for RTSP and devices, PyAV for a file read as if live."""
+    """How a live source opens its camera: OpenCV for RTSP, HTTP and devices, PyAV for a file read as if live."""
     if config.kind == "file":
         return lambda: _FileCapture(config.path, config.fps)
 
@@ -466,7 +508,9 @@ def default_opener(config: SourceConfig) -> Opener:
         import cv2  # heavy: only a live node needs it
 
         uri = str(config.uri)
-        if config.kind == "rtsp":
+        if config.kind in ("rtsp", "http"):
+            # The read timeout is what turns a stream that went silent for good into a lost one
+            # (reconnect); a shorter silence is a stall, seen by the consumer's side (health()).
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, RTSP_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, RTSP_TIMEOUT_MS]
             return cv2.VideoCapture(uri, cv2.CAP_FFMPEG, params)
         return cv2.VideoCapture(int(uri)) if uri.isdigit() else cv2.VideoCapture(uri, cv2.CAP_V4L2)
@@ -479,7 +523,9 @@ class LiveSource:
 
     Frames carry the wall-clock time (`clock`) at which they were read and a running index across
     reconnections. When the stream is lost the reader waits (`Backoff`) and reopens it; a file read
-    as if live is paced at its rate and ends at its end. `clock`, `sleep` and `jitter` (draws in
+    as if live is paced at its rate and ends at its end. A stream that stays open but sends nothing
+    for the stall threshold is reported `stalled` by `health()`, which looks at the clock when asked
+    (the reader itself may be blocked in the capture's read). `clock`, `sleep` and `jitter` (draws in
     [0, 1)) can be injected so that tests run fast and repeatably; the default `sleep` wakes up at
     once on `close()`.
     """
@@ -499,11 +545,14 @@ class LiveSource:
         self._thread: threading.Thread | None = None
         self._state, self._error, self._last_t = SourceState.CONNECTING, None, None
         self._read = self._dropped = self._reconnects = 0
+        self._started_t: float | None = None
+        self._interval: float | None = None  # a running mean of the time between frames
 
     # -- the consumer's side
 
     def start(self) -> Self:
         if self._thread is None:
+            self._started_t = self._clock()
             self._thread = threading.Thread(target=self._run, name=f"source-{self.camera}", daemon=True)
             self._thread.start()
         return self
@@ -526,9 +575,16 @@ class LiveSource:
             yield frame
 
     def health(self) -> SourceHealth:
+        now = self._clock()
         with self._cond:
-            return SourceHealth(self.camera, self._state, self._read, self._dropped, self._reconnects,
-                                self._error, self._last_t)
+            threshold = stall_threshold(self.config, self.info.fps if self.info else None, self._interval)
+            state, since = self._state, None
+            if state is SourceState.STREAMING and self._last_t is not None and now - self._last_t > threshold:
+                state = SourceState.STALLED
+            if state in (SourceState.STALLED, SourceState.RECONNECTING, SourceState.FAILED, SourceState.CONNECTING):
+                since = self._last_t if self._last_t is not None else self._started_t
+            return SourceHealth(self.camera, state, self._read, self._dropped, self._reconnects,
+                                self._error, self._last_t, since, threshold)
 
     def close(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -637,8 +693,17 @@ class LiveSource:
                 self._dropped += 1
             self._queue.append(frame)
             self._read += 1
+            if self._state is SourceState.STREAMING and self._last_t is not None:
+                self._learn_interval(t - self._last_t)
             self._state, self._last_t = SourceState.STREAMING, t
             self._cond.notify_all()
+
+    def _learn_interval(self, gap: float) -> None:
+        """The camera's frame interval, for the default stall threshold: a running mean that a gap
+        longer than the threshold (a stall itself) does not move."""
+        threshold = stall_threshold(self.config, self.info.fps if self.info else None, self._interval)
+        if 0 < gap <= threshold:
+            self._interval = gap if self._interval is None else 0.9 * self._interval + 0.1 * gap
 
     def _set_error(self, message: str) -> None:
         with self._cond:
