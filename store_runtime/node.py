@@ -2,6 +2,7 @@
 
     source -> detect (rate controlled) -> track -> codes (gate cameras) -> gates, shelf -> events -> bus
                                                  -> redact -> sink (private video, live view)
+                                                           -> clips (review clips of shelf events)
 
 Detection is the expensive stage, so it runs every `detect_every` frames, and on frames between
 only when the picture moved (motion gating); the tracker carries tracks by motion in between.
@@ -40,6 +41,8 @@ from vision.tracking import Tracker, TrackerConfig
 from vision.types import Detections, Frame, Tracks
 
 if TYPE_CHECKING:
+    from store_runtime.clips import ClipRecorder
+    from vision.overlay import FrameState
     from vision.privacy import RedactedFrame, Redactor
     from vision.sources import LiveSource
 
@@ -193,6 +196,10 @@ class CameraNode:
         self.config = config or NodeConfig()
         self.detector, self.bus, self.shelf = detector, bus, shelf
         self.redactor, self.sink = redactor, sink
+        # Review clips (store_runtime.clips) of the redacted pictures, and what the node believed at
+        # each frame for the live view's drawings (vision.overlay): both optional, set by the caller.
+        self.clips: ClipRecorder | None = None
+        self.on_state: Callable[[FrameState], None] | None = None
         self.timings = StageTimes()
         self.tracker = Tracker(self.config.tracker)
         self.camera_watch = CameraWatch(camera, heartbeat_s=self.config.heartbeat_s, to_store=to_store)
@@ -230,7 +237,11 @@ class CameraNode:
         if self.shelf is not None:
             with self.timings.stage("shelf"):
                 events += [self._shelf(e) for e in self.shelf.step(frame.image, frame.t, tracks)]
-        if self.sink is not None:
+        if self.on_state is not None:
+            self.on_state(self._state(frame, tracks))
+        if self.sink is not None or self.clips is not None:
+            if self.redactor is None:
+                raise ValueError("review clips take redacted frames only: give the node a redactor too")
             with self.timings.stage("redact"):
                 ready = self.redactor.push(frame, tracks)
             self._let_out(ready)
@@ -243,9 +254,13 @@ class CameraNode:
             events += [self._zone(e) for e in self._zones.flush()]
         if self.shelf is not None:
             events += [self._shelf(e) for e in self.shelf.flush(self._last_t)]
-        if self.sink is not None:
+        if self.sink is not None or self.clips is not None:
             self._let_out(self.redactor.flush())
-        return self._publish(events)
+        published = self._publish(events)
+        if self.clips is not None:
+            with self.timings.stage("clips"):
+                self.clips.flush()
+        return published
 
     def watch(self, health: SourceHealth, now: float, frame_t: float | None = None) -> list[Event]:
         """A live camera's health (`CameraWatch.update`): publishes and returns the status events."""
@@ -259,9 +274,21 @@ class CameraNode:
         return published + len(self.finish())
 
     def _let_out(self, redacted: list[RedactedFrame]) -> None:
-        with self.timings.stage("sink"):
-            for picture in redacted:
-                self.sink(picture)
+        if self.sink is not None:
+            with self.timings.stage("sink"):
+                for picture in redacted:
+                    self.sink(picture)
+        if self.clips is not None:
+            with self.timings.stage("clips"):
+                for picture in redacted:
+                    self.clips.frame(picture)
+
+    def _state(self, frame: Frame, tracks: Tracks) -> FrameState:
+        from vision.overlay import FrameState
+
+        state = getattr(self.shelf, "state", None)
+        slots = {k: (len(v.facings) if v.known else None) for k, v in state().items()} if state else {}
+        return FrameState(self.camera, frame.index, frame.t, tracks, slots)
 
     def _detect(self, frame: Frame) -> Detections | None:
         small = cv2.resize(cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY), None, fx=0.125, fy=0.125,
@@ -280,6 +307,8 @@ class CameraNode:
         events.sort(key=lambda e: (e.t, e.id))
         for event in events:
             self.bus.publish(event)
+            if self.clips is not None and isinstance(event, ShelfAction):
+                self.clips.event(event)
         return events
 
     def _entry(self, e: EntryEvent, index: int) -> EntryRead:
