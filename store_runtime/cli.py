@@ -13,6 +13,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vision.privacy import Redactor
 
 SAMPLES_DIR = Path("sample_videos")
 # The sample scenarios in git: (directory name, kind, seed, options). One command regenerates them all.
@@ -107,7 +111,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         raise UserError("--threads and --detect-every must be at least 1")
     try:
         result = replay(args.scenario, args.out, ReplayOptions(model=args.model, threads=args.threads,
-                                                               detect_every=args.detect_every, truth=args.truth),
+                                                               detect_every=args.detect_every, truth=args.truth,
+                                                               clips=args.clips),
                         progress=terminal_progress())
     except (SourceError, ModelError) as exc:  # a damaged recording names its file and frame
         raise UserError(str(exc)) from exc
@@ -115,6 +120,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                "realtime_factor": round(result.realtime_factor, 3)}
     if result.metrics is not None:
         summary.update({k: v for k, v in result.metrics.items() if k != "details"})
+    if result.clips is not None:
+        summary["clips"] = result.clips
     print(json.dumps(summary, sort_keys=True))
     return 0
 
@@ -194,7 +201,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                         f"(got {args.detect_every})")
     try:
         return run_live(LiveOptions(scenario=args.scenario, host=args.host, port=args.port, db_url=args.db,
-                                    model=args.model, detect_every=args.detect_every))
+                                    model=args.model, detect_every=args.detect_every, clips=not args.no_clips,
+                                    clips_dir=args.clips))
     except (RunError, ModelError, SourceError) as exc:
         raise UserError(str(exc)) from exc
     except OperationalError as exc:  # --db cannot be reached or opened
@@ -374,7 +382,11 @@ def _cmd_node(args: argparse.Namespace) -> int:
         bus = _nats_bus(args.bus, store.store_id, args.camera, args.outbox) if args.bus else MemoryBus()
         detector = load_detector(args.model, args.threads)
         node = CameraNode(store, args.camera, detector=detector, bus=bus, config=config,
-                          shelf=shelf_for(store_files, args.camera))
+                          shelf=shelf_for(store_files, args.camera), redactor=_clip_redactor(args.clips))
+        if args.clips:  # the folder `walkout serve` reads: `clips` beside its store.yaml
+            from store_runtime.clips import ClipRecorder
+
+            node.clips = ClipRecorder(args.clips, args.camera)
         out = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
         try:
             with open_source(source_config) as source:
@@ -398,6 +410,15 @@ def _cmd_node(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     print(json.dumps(stage_report({args.camera: node})), file=sys.stderr)
     return 0
+
+
+def _clip_redactor(clips: Path | None) -> Redactor | None:
+    """Review clips are made of redacted pictures: a node that writes them blurs faces first."""
+    if clips is None:
+        return None
+    from vision.privacy import Redactor  # noqa: F811 - at run time, not when walkout starts
+
+    return Redactor.from_manifest()
 
 
 def _cmd_codes(args: argparse.Namespace) -> int:
@@ -537,6 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--bus", help="also publish them to NATS JetStream at nats://HOST:PORT (extra: scale)")
     node.add_argument("--outbox", type=Path, help="with --bus: the SQLite file of events the broker has not "
                                                   "acknowledged yet (default walkout-outbox-CAMERA.db)")
+    node.add_argument("--clips", type=Path, metavar="DIR", help="write a blurred review clip of each shelf event "
+                                                               "here (walkout serve reads the clips folder beside "
+                                                               "its store.yaml)")
     node.set_defaults(func=_cmd_node)
 
     rp = sub.add_parser("replay", help="replay a recorded scenario through the whole system (SPEC section 5)")
@@ -547,6 +571,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--model", type=Path, help="detector ONNX (default: models/manifest.yaml's walkout-det)")
     rp.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
     rp.add_argument("--detect-every", type=int, default=3, help="run the detector at least every k-th frame")
+    rp.add_argument("--clips", type=Path, metavar="DIR", help="also write a blurred review clip of each shelf event, "
+                                                             "DIR/<event id>.webm (off by default: it costs time)")
     rp.set_defaults(func=_cmd_replay)
 
     serve = sub.add_parser("serve", help="the store runtime: the exit-gate API (SPEC section 7) and operators' routes")
@@ -569,6 +595,10 @@ def build_parser() -> argparse.ArgumentParser:
                                   "continue one long day in it; default: a fresh temporary SQLite database each loop")
     run.add_argument("--model", type=Path, help="detector ONNX (default: models/manifest.yaml's walkout-det)")
     run.add_argument("--detect-every", type=int, default=3, help="run the detector at least every k-th frame")
+    clips = run.add_mutually_exclusive_group()
+    clips.add_argument("--clips", type=Path, metavar="DIR", help="where the review clips of shelf events go "
+                                                                "(default: the run's temporary folder)")
+    clips.add_argument("--no-clips", action="store_true", help="make no review clips")
     run.set_defaults(func=_cmd_run)
 
     creds = sub.add_parser("credentials", help="bearer credentials of the API")

@@ -17,9 +17,13 @@ Routes (one router per resource, in `routes/`):
 | GET /v1/reviews, POST /v1/reviews/{id}/decision | operator | the review queue |
 | POST /v1/disputes | operator | a customer contests a receipt line |
 | /v1/privacy/... | operator | consents, export, erasure, retention purge, audit check, art. 30 record |
+| GET /v1/reviews/{id}/clip | operator | a review's blurred clip (WebM), with consent only; audited (`media.py`) |
+| GET /v1/cameras/{camera}/slots | operator | a camera's shelf slots: product, count, occupancy, last change |
 | GET /healthz | anyone | up, database answering |
 | GET /metrics | operator (or anyone, if public) | Prometheus text |
 | GET /operator (and /) | operator (login form, cookie) | the operator page (`routes/operator.py`) |
+| GET /operator/live/{camera}.jpg[?overlay=1] | operator (cookie) | a camera's blurred picture, drawn (`media.py`) |
+| GET /operator/slots/{camera}.svg | operator (cookie) | the slot map of a shelf camera (`media.py`) |
 
 Each call of the runtime is its own database transaction (an exit is a few, by design: the charge
 row is committed before the provider is asked); errors are JSON (`errors.py`).
@@ -43,9 +47,10 @@ from fastapi import FastAPI
 from store_runtime.api.errors import install_handlers
 from store_runtime.api.metrics import Metrics
 from store_runtime.api.middleware import JsonLogFormatter, RequestLog
-from store_runtime.api.routes import entries, events, exits, health, operator, privacy, reviews, sessions
+from store_runtime.api.routes import entries, events, exits, health, media, operator, privacy, reviews, sessions
 from store_runtime.api.schemas import ErrorOut
 from store_runtime.api.settings import ApiSettings, load_store_for
+from store_runtime.clips import ClipStore
 from store_runtime.db import Database, open_database
 from store_runtime.payments import PaymentProvider
 from store_runtime.privacy import PrivacyOffice
@@ -63,12 +68,14 @@ def open_runtime(settings: ApiSettings, *, provider: Callable[[Database], Paymen
                  ) -> StoreRuntime:
     """The store runtime `settings` describe: store files, then the database (migrated), then the
     payment provider (`provider(db)`, default the local one); charges a crash left pending are
-    finished. Raises ConfigError / ValueError naming what is wrong."""
+    finished. Review clips are read from the `clips` folder beside store.yaml, where the camera
+    nodes write them (`walkout node --clips`). Raises ConfigError / ValueError naming what is wrong."""
     store = load_store_for(settings)
     db = open_database(settings.db_url)
     try:
         runtime = StoreRuntime(db, store, provider=provider(db) if provider else None, clock=clock,
                                settings=runtime_settings)
+        runtime.clips = ClipStore(store.root / "clips")
         try:
             finished = runtime.recover()
         except Exception:  # the provider away at boot: the first retry of each exit finishes its charge
@@ -129,7 +136,8 @@ def create_app(settings: ApiSettings, *, runtime: StoreRuntime | None = None,
     app.state.runtime = runtime
     install_handlers(app)
     app.add_middleware(RequestLog, metrics=metrics, max_body_bytes=settings.max_body_bytes)
-    for module in (entries, exits, sessions, events, reviews, privacy, health, operator):
+    # media before operator: its /operator/live/{camera}.jpg also draws (?overlay=1).
+    for module in (entries, exits, sessions, events, reviews, privacy, health, media, operator):
         app.include_router(module.router)
     return app
 
