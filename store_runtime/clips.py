@@ -157,7 +157,9 @@ class ClipRecorder:
             self._bytes += len(kept.jpeg)
             self.stats.frames_kept += 1
             step = 1.0 / cfg.fps
-            self._next_t = picture.t + step if self._next_t is None else max(self._next_t + step, picture.t)
+            self._next_t = picture.t + step if self._next_t is None else self._next_t + step
+            if self._next_t <= picture.t:  # frames were dropped: start the rate again from this one
+                self._next_t = picture.t + step
             while len(self._ring) > cfg.buffer_frames or self._bytes > cfg.max_buffer_bytes:
                 self._bytes -= len(self._ring.popleft().jpeg)
         self._write_due()

@@ -162,6 +162,14 @@ def test_what_the_recorder_keeps_is_bounded_by_count_and_bytes(tmp_path: Path,
     assert recorder.stats.frames_kept == 60
 
 
+def test_after_dropped_frames_the_clip_rate_starts_again(tmp_path: Path, pictures: list[RedactedFrame]) -> None:
+    # A live camera drops frames when the node lags: a picture a fifth of a second still, not a burst.
+    e = action(T0 + 2.0)
+    record(tmp_path, pictures[:7] + pictures[25:], {40: [e]})
+    _, _, tags = decode(tmp_path / f"{e.id}.webm")
+    assert tags["WALKOUT_FRAMES"] == "25,28,31,34,37,40,43"  # from 1 s before (frame 15) to 1 s after (45)
+
+
 def test_past_the_budget_an_event_gets_no_clip_and_is_counted(tmp_path: Path,
                                                               pictures: list[RedactedFrame]) -> None:
     events = [action(T0 + 1.0 + k * 0.1, slot=f"A{k}") for k in range(3)]
