@@ -309,6 +309,10 @@ class _FileDecoder:
             self._container.close()
             raise SourceError(f"{path}: frame 0: no video stream in the file")
         self._stream: av.stream.Stream = self._container.streams.video[0]
+        if self._stream.codec_context is None:  # a stream FFmpeg found no decoder for: a header cut or damaged
+            self._container.close()
+            raise SourceError(f"{path}: frame 0: the video stream's codec is unknown (a damaged header, "
+                              f"or a codec FFmpeg lacks)")
         # FFmpeg conceals decoding errors by default and returns a damaged picture without a word;
         # "explode" turns them into exceptions so that a damaged recording is an error, not bad data.
         self._stream.codec_context.options = {"err_detect": "explode"}
