@@ -78,6 +78,8 @@ def _kind(source: Path, out: Path) -> str:
         raise BlurError(f"{source}: no such file")
     if source.is_dir():
         raise BlurError(f"{source}: is a directory, expected an image or a video")
+    if source.stat().st_size == 0:
+        raise BlurError(f"{source}: the file is empty (0 bytes), expected an image or a video")
     suffix = source.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         kind, allowed = "image", IMAGE_SUFFIXES

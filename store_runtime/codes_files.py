@@ -4,7 +4,8 @@ An image gives the codes read in it. A video gives each distinct code (format an
 with the first frame where it was read; `stride` reads every n-th frame only, and `min_reads`
 keeps a code only when it was read in that many frames (one-frame misreads of a moving label
 go). A file that is missing or is neither an image nor a video is a `FileError` naming it; the
-command reports it and goes on with the other files.
+command reports it and goes on with the other files. A video damaged or cut short part way is a
+`FileError` too, naming the first frame that could not be read (as `walkout blur` names it).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from vision.codes import Code, CodeReader
 
+FRAME_RATE = 25.0  # any rate: a video's frames are read in order, never on a clock
 MAX_DISTINCT = 10_000  # distinct codes kept per video: a hostile video cannot grow memory without bound
 TABLE_TEXT = 60  # characters of text shown in the table; --json has it all
 
@@ -45,6 +47,8 @@ def read_file(path: Path, reader: CodeReader, stride: int = 1, min_reads: int = 
         raise FileError(f"{path}: no such file")
     if path.is_dir():
         raise FileError(f"{path}: is a directory, expected an image or a video")
+    if path.stat().st_size == 0:
+        raise FileError(f"{path}: neither an image nor a video (the file is empty: 0 bytes)")
     image = _load_image(path)
     if image is not None:
         return FileCodes(str(path), reader.read(image))
@@ -80,24 +84,32 @@ def _read_video(path: Path, reader: CodeReader, stride: int, min_reads: int) -> 
 
 
 def _video_frames(path: Path) -> Iterator[tuple[int, np.ndarray]]:
-    import av  # heavy: only when a video is read
+    """The frames of a video, through the camera nodes' own file source: damage is found the same
+    way, and named the same way as `walkout blur` and `walkout replay` name it (the first frame not
+    read, counted from 0 as the JSON's "frame" is)."""
+    from vision.sources import FileSource, SourceConfig, SourceError
 
     try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise FileError(f"{path}: neither an image nor a video that can be decoded ({type(exc).__name__})") from exc
-    with container:
-        if not container.streams.video:
-            raise FileError(f"{path}: neither an image nor a video (no video stream)")
-        index = -1
-        try:
-            for index, frame in enumerate(container.decode(video=0)):
-                yield index, frame.to_ndarray(format="bgr24")
-        except av.error.FFmpegError as exc:
-            if index < 0:  # FFmpeg opens anything whose name looks like a picture; decoding tells the truth
-                raise FileError(f"{path}: neither an image nor a video that can be decoded "
-                                f"({type(exc).__name__})") from exc
-            raise FileError(f"{path}: the video cannot be decoded after frame {index}: {type(exc).__name__}") from exc
+        # A rate only matters on a clock; giving one lets a raw stream that states none be read too.
+        video = FileSource(SourceConfig(kind="file", uri=path, camera="file", fps=FRAME_RATE))
+    except SourceError as exc:
+        raise FileError(f"{path}: neither an image nor a video that can be decoded ({_detail(exc, path)})") from exc
+    frames = 0
+    try:
+        with video:
+            for frame in video:
+                frames += 1
+                yield frame.index, frame.image
+    except SourceError as exc:
+        if frames == 0:  # FFmpeg opens anything whose name looks like a picture; decoding tells the truth
+            raise FileError(f"{path}: neither an image nor a video that can be decoded "
+                            f"({_detail(exc, path)})") from exc
+        raise FileError(str(exc)) from exc
+
+
+def _detail(exc: Exception, path: Path) -> str:
+    """A source error's message without the file name the FileError already starts with."""
+    return str(exc).removeprefix(f"{path}: ")
 
 
 def printable(text: str, limit: int = TABLE_TEXT) -> str:

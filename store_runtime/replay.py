@@ -13,18 +13,29 @@ events say, and every file is written with sorted keys and fixed rounding.
 With `clips` (`walkout replay --clips DIR`; off by default, as they cost time) each shelf camera's
 node also writes a blurred review clip per shelf event, `DIR/<event id>.webm` (store_runtime/clips.py):
 the same scenario gives the same clip bytes too.
+
+OUT_DIR is never left half written: everything goes into a hidden folder inside it
+(`.walkout-replay-*`) and replaces the previous outputs only once the replay has succeeded, as
+`walkout blur` writes its copy. A recording that turns out damaged at frame 41 ends the replay with
+a `SourceError` naming the file and the frame, and the previous receipts.json, events.jsonl and
+private videos stay as they were, together: a folder of one run, never a mix of two. The swap
+itself is a few renames in one folder; the outputs of SPEC section 5 that this run does not make
+(metrics.json without --truth, the private video of a camera no longer in the scenario) go with the
+old run. A clips folder inside OUT_DIR is staged the same way; one elsewhere is written as it goes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import json
+import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +43,14 @@ from store_runtime.config import Scenario, load_scenario
 from store_runtime.scoring import realtime_factor
 
 ProgressFn = Callable[[float, float], None]
+
+# What a replay writes in OUT_DIR (SPEC section 5): a new run replaces all of them, whatever it made.
+OUTPUTS: tuple[str, ...] = ("receipts.json", "events.jsonl", "private", "metrics.json", "report.html")
+STAGING_PREFIX = ".walkout-replay-"
+
+
+class ReplayError(ValueError):
+    """An output folder the replay cannot write; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +114,60 @@ def _spec_json(value: Any) -> str:
 
 def replay(scenario_dir: Path, out_dir: Path, options: ReplayOptions = ReplayOptions(),
            progress: ProgressFn | None = None) -> ReplayResult:
+    """Replay `scenario_dir` into `out_dir` (see the module's docstring): on any failure `out_dir`
+    holds what it held before."""
+    started = time.perf_counter()
+    scenario: Scenario = load_scenario(Path(scenario_dir))
+    if options.truth and not scenario.truth_path.is_file():
+        raise FileNotFoundError(f"{scenario.truth_path}: --truth given but the scenario has no truth.json")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ReplayError(f"{out_dir}: is a file; expected a folder for the replay's outputs")
+    created = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+    except OSError as exc:
+        raise ReplayError(f"{out_dir}: cannot write the replay's outputs there ({exc.strerror or exc})") from exc
+    try:
+        clips = options.clips
+        if clips is not None and _inside(Path(clips), out_dir):
+            clips = staged / Path(clips).resolve().relative_to(out_dir.resolve())
+        result = _replay(scenario, staged, replace(options, clips=clips), progress, started)
+        _swap_in(staged, out_dir)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()  # only if empty: a folder made for this run and nothing else
+        raise
+    return ReplayResult(out=out_dir, receipts=result.receipts, events=result.events,
+                        recorded_seconds=result.recorded_seconds, wall_seconds=result.wall_seconds,
+                        metrics=result.metrics, stages=result.stages, clips=result.clips)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def _swap_in(staged: Path, out_dir: Path) -> None:
+    """Move a finished run's outputs from `staged` into `out_dir`, replacing the previous run's."""
+    made = {entry.name for entry in staged.iterdir()}
+    old = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX + "old-", dir=out_dir))
+    try:
+        for name in sorted(set(OUTPUTS) | made):
+            previous = out_dir / name
+            if previous.exists() or previous.is_symlink():
+                previous.rename(old / name)
+        for name in sorted(made):
+            (staged / name).rename(out_dir / name)
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+    staged.rmdir()
+
+
+def _replay(scenario: Scenario, out_dir: Path, options: ReplayOptions, progress: ProgressFn | None,
+            started: float) -> ReplayResult:
     from store_runtime.bus import MemoryBus
     from store_runtime.clips import ClipRecorder
     from store_runtime.db import open_database
@@ -106,27 +179,25 @@ def replay(scenario_dir: Path, out_dir: Path, options: ReplayOptions = ReplayOpt
     from vision.sinks import PrivateRecorder
     from vision.sources import SourceConfig, open_source
 
-    started = time.perf_counter()
-    scenario: Scenario = load_scenario(Path(scenario_dir))
-    if options.truth and not scenario.truth_path.is_file():
-        raise FileNotFoundError(f"{scenario.truth_path}: --truth given but the scenario has no truth.json")
     store = scenario.store
-    out_dir = Path(out_dir)
     (out_dir / "private").mkdir(parents=True, exist_ok=True)
-    detector = load_detector(options.model, options.threads)
     bus = MemoryBus()
     now = [scenario.start_unix]
 
     with tempfile.TemporaryDirectory(prefix="walkout-replay-") as tmp, ExitStack() as stack:
+        # Every recording is opened before the detector is loaded: one that is not a video at all
+        # costs no model loading.
+        opened = {camera: stack.enter_context(open_source(SourceConfig(kind="file", uri=video, camera=camera,
+                                                                        start=scenario.start_unix)))
+                  for camera, video in sorted(scenario.video_paths.items())}
+        detector = load_detector(options.model, options.threads)
         db = open_database(f"sqlite:///{Path(tmp) / 'replay.db'}")
         stack.callback(db.close)
         runtime = StoreRuntime(db, store, clock=lambda: now[0])
         sources, nodes, fps = {}, {}, {}
         duration = 0.0  # of the longest recording as its container says, for the progress bar
         frames_read = dict.fromkeys(scenario.video_paths, 0)
-        for camera, video in sorted(scenario.video_paths.items()):
-            source = stack.enter_context(open_source(SourceConfig(kind="file", uri=video, camera=camera,
-                                                                  start=scenario.start_unix)))
+        for camera, source in opened.items():
             info = source.info
             recorder = stack.enter_context(PrivateRecorder(out_dir / "private" / f"{camera}.mp4",
                                                            size=(info.width, info.height), fps=info.fps))
