@@ -146,8 +146,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     consumer = None
     try:
         if args.bus:  # node events from JetStream too, applied beside the API's requests
-            consumer = _nats_module().NatsConsumer(_nats_settings(args.bus, runtime.store.config.store_id),
-                                                   runtime).start()
+            settings_bus = _nats_settings(args.bus, runtime.store.config.store_id, replicas=args.bus_replicas)
+            consumer = _nats_module().NatsConsumer(settings_bus, runtime).start()
         app = create_app(settings, runtime=runtime, retention_every_s=RETENTION_EVERY_S)
         print(f"walkout serve: store {runtime.store.config.store_id} on http://{args.host}:{args.port} "
               f"(API document: /docs, /openapi.json)", file=sys.stderr, flush=True)
@@ -168,11 +168,11 @@ def _nats_module():
     return nats
 
 
-def _nats_settings(url: str, store_id: str):
+def _nats_settings(url: str, store_id: str, *, replicas: int = 1):
     from pydantic import ValidationError
 
     try:
-        return _nats_module().NatsSettings(url=url, store_id=store_id)
+        return _nats_module().NatsSettings(url=url, store_id=store_id, replicas=replicas)
     except ValidationError as exc:
         raise UserError(f"--bus: {exc.errors()[0]['msg']}") from None
 
@@ -583,6 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     serve.add_argument("--bus", help="also apply camera-node events from NATS JetStream at nats://HOST:PORT "
                                      "(extra: scale)")
+    serve.add_argument("--bus-replicas", type=int, default=1,
+                       help="with --bus: servers of the NATS cluster that keep the store's stream (default 1; 3 on a "
+                            "3-server cluster)")
     serve.set_defaults(func=_cmd_serve)
 
     run = sub.add_parser("run", help="the whole store on this machine (make run): API, operator page and a camera "

@@ -118,6 +118,10 @@ class NatsSettings(BaseModel):
         default=1 << 30, ge=1 << 20,
         description="Bytes of events not yet consumed the stream holds; past it the broker refuses new events "
                     "and the nodes' outboxes keep them (nothing is discarded).")
+    replicas: int = Field(
+        default=1, ge=1, le=5,
+        description="Servers of a NATS cluster that hold the stream (JetStream's num_replicas): 3 on a 3-server "
+                    "cluster keeps events flowing while one server is down; 1 for a single server.")
     ack_wait_s: float = Field(default=30.0, gt=0, le=3600,
                               description="A delivered event not acknowledged this long is delivered again.")
     fetch_batch: int = Field(default=64, ge=1, le=1000, description="Events the consumer asks for at a time.")
@@ -160,7 +164,7 @@ def stream_config(settings: NatsSettings) -> StreamConfig:
         description=f"walkout: camera-node events of store {settings.store_id}",
         retention=RetentionPolicy.WORK_QUEUE, storage=StorageType.FILE, discard=DiscardPolicy.NEW,
         max_bytes=settings.max_bytes, max_msg_size=MAX_MSG_BYTES, duplicate_window=settings.duplicate_window_s,
-        num_replicas=1)
+        num_replicas=settings.replicas)
 
 
 async def ensure_stream(js: JetStreamContext, settings: NatsSettings, *, owner: bool) -> None:
@@ -178,9 +182,11 @@ async def ensure_stream(js: JetStreamContext, settings: NatsSettings, *, owner: 
         except nats.js.errors.BadRequestError:  # made meanwhile by another node or the runtime
             info = await js.stream_info(want.name)
     have = info.config
-    if owner and (abs((have.duplicate_window or 0) - want.duplicate_window) > 1e-3 or have.max_bytes != want.max_bytes):
+    if owner and (abs((have.duplicate_window or 0) - want.duplicate_window) > 1e-3 or have.max_bytes != want.max_bytes
+                  or (have.num_replicas or 1) != want.num_replicas):
         await js.update_stream(want)
-        log.info("stream %s: duplicate window %.3g s, max bytes %d", want.name, want.duplicate_window, want.max_bytes)
+        log.info("stream %s: duplicate window %.3g s, max bytes %d, %d replica(s)", want.name, want.duplicate_window,
+                 want.max_bytes, want.num_replicas)
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,9 +9,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["NatsServer", "free_port"]
+__all__ = ["NatsCluster", "NatsServer", "free_port"]
 
 START_TIMEOUT_S = 10.0
 
@@ -25,11 +26,12 @@ def free_port() -> int:
 class NatsServer:
     """`start()` / `stop()` a nats-server keeping its JetStream store in `folder / "js"`."""
 
-    def __init__(self, folder: Path, binary: str | None = None) -> None:
+    def __init__(self, folder: Path, binary: str | None = None, extra: Sequence[str] = ()) -> None:
         self.binary = binary or shutil.which("nats-server") or "nats-server"
         self.folder = folder
         self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
+        self.extra = list(extra)  # more command-line options (a cluster's)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -41,7 +43,8 @@ class NatsServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("a") as log:
             self.process = subprocess.Popen(
-                [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.folder / "js")],
+                [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.folder / "js"),
+                 *self.extra],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -71,3 +74,30 @@ class NatsServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.is_file() else ""
+
+
+class NatsCluster:
+    """Three nats-servers routed to each other on 127.0.0.1 (cluster `walkout`, servers n1..n3), each
+    with its own JetStream folder: what deploy/compose.yaml runs on three machines."""
+
+    def __init__(self, folder: Path, binary: str | None = None, size: int = 3) -> None:
+        routes = [free_port() for _ in range(size)]
+        route_urls = ",".join(f"nats://127.0.0.1:{p}" for p in routes)
+        self.servers = [
+            NatsServer(folder / f"n{i + 1}", binary,
+                       extra=["--server_name", f"n{i + 1}", "--cluster_name", "walkout",
+                              "--cluster", f"nats://127.0.0.1:{routes[i]}", "--routes", route_urls])
+            for i in range(size)]
+        self.url = ",".join(s.url for s in self.servers)
+
+    def start(self) -> NatsCluster:
+        for server in self.servers:
+            server.start()
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def named(self, name: str) -> NatsServer:
+        return self.servers[int(name.removeprefix("n")) - 1]
