@@ -219,7 +219,8 @@ def test_a_failed_replay_leaves_the_earlier_output_whole(tmp_path: Path, clip, e
     if frame is not None:
         assert frame_named(line) == frame
     assert tree(out) == before
-    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in earlier.iterdir())  # no staging left
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in earlier.iterdir())
+    assert not list(out.glob(STAGING_PREFIX + "*"))  # the failed run's hidden folder went with it
 
 
 def test_a_replay_with_no_frame_fails_and_makes_no_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
