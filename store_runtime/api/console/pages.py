@@ -23,6 +23,7 @@ from store_runtime.api.console.html import (
 )
 from store_runtime.api.console.timeline import timeline_svg
 from store_runtime.baskets import ReviewView
+from store_runtime.clips import console_clip_url
 from store_runtime.runtime import EntryView, ReceiptView, SessionEventView, SessionView
 
 __all__ = ["CameraData", "Choice", "LiveData", "audit_check", "cameras_page", "erase_confirm_page",
@@ -145,11 +146,11 @@ def _event_text(page: Page, review: ReviewView) -> str:
 
 
 def _clip(review: ReviewView) -> str:
-    clip = getattr(review, "clip", None) or review.to_json().get("clip")
-    if isinstance(clip, str) and clip.startswith("/"):
-        return (f'<video class="clip" controls muted preload="metadata" src="{e(clip)}" width="320">'
-                f"the clip</video>")
-    return '<p class="clip empty">no clip</p>'
+    if not review.clip:  # none made, or not every customer it may show consented to review_clips
+        return '<p class="clip empty">no clip</p>'
+    # The console's path of the clip: a browser sends the login cookie (scoped to /operator), not a bearer.
+    return (f'<video class="clip" controls muted preload="metadata" src="{e(console_clip_url(review.id))}" '
+            f'width="320">the clip</video>')
 
 
 def _review_actions(page: Page, review: ReviewView, choices: Sequence[Choice]) -> str:

@@ -18,7 +18,7 @@ timeline, camera health, privacy screens (pages in `store_runtime/api/console/`)
 | GET /operator/privacy/customers/{customer} | consents and visits; POST .../export downloads the access export |
 | GET, POST /operator/privacy/customers/{customer}/erase | erasure: confirm (type the id), then what was removed, kept |
 | POST /operator/privacy/purge | the retention purge, now |
-| GET /operator/live/{camera}.jpg | the newest redacted picture of a camera (`walkout run` only) |
+| GET /operator/live/..., /operator/clips/..., /operator/slots/... | pictures and clips: `routes/media.py` |
 | GET /operator/static/{file} | the console's stylesheet and script |
 
 Who: an operator, by the credential itself, either in `Authorization: Bearer` (scripts) or in the
@@ -203,19 +203,6 @@ OperatorCookieDep = ViewerDep
 
 def _security_headers() -> dict[str, str]:
     return security_headers()
-
-
-@router.get(BASE + "/live/{camera}.jpg")
-def live_picture(camera: str, request: Request, _operator: ViewerDep) -> Response:
-    """The newest picture of `camera`, every face blurred (a RedactedFrame, as JPEG)."""
-    live_view = getattr(request.app.state, "live_view", None)
-    if live_view is None or camera not in live_view.sizes:
-        raise ApiError(404, "not_found", f"no live view of camera {camera[:64]!r} here")
-    data = live_view.jpeg(camera)
-    if data is None:
-        raise ApiError(503, "no_picture_yet", f"camera {camera!r} has sent no picture yet",
-                       headers={"Retry-After": "1"})
-    return Response(data, media_type="image/jpeg", headers=security_headers())
 
 
 

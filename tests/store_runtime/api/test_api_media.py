@@ -150,3 +150,17 @@ def test_the_live_picture_can_have_tracks_slots_and_zones_drawn(api: Api) -> Non
     assert tab_width(drawn) > tab_width(unbound) + 8 * len(session) // 2
     assert api.client.get("/operator/live/aisle.jpg?overlay=1").status_code == 401
     assert api.client.get("/operator/live/nowhere.jpg?overlay=1", headers=api.auth("alice")).status_code == 404
+
+
+def test_the_review_page_plays_the_clip_with_the_login_cookie_alone(api: Api, tmp_path: Path) -> None:
+    review, _ = doubtful_pick(api, tmp_path)
+    api.client.post("/v1/privacy/consents/c-0001", json={"purposes": ["review_clips"], "method": "app"},
+                    headers=api.auth("alice"))
+    r = api.client.post("/operator/login", data={"token": api.tokens["alice"]}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    page = api.client.get("/operator/reviews")
+    assert page.status_code == 200
+    src = f"/operator/clips/{review}.webm"
+    assert f'src="{src}"' in page.text  # not the /v1 path: a <video> sends the cookie, not a bearer
+    clip = api.client.get(src)
+    assert clip.status_code == 200 and clip.content == CLIP
