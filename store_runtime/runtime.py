@@ -14,7 +14,7 @@ The contract the HTTP API (SPEC section 7) and the replay harness (section 5) co
   A code shown again at the same gate within `same_presentation_s` of its admission (a gate
   retrying its request, or its camera and its scanner both reporting one scan) answers the same
   session again instead of `used`.
-- `apply(event)`: a camera node's EntryRead / TrackZone / ShelfAction, idempotent by `event.id`;
+- `apply(event)`: a camera node's EntryRead / TrackZone / ShelfAction / CameraStatus, idempotent by `event.id`;
   InvalidEvent (a ValueError, nothing recorded) for an event no node of this store can have sent:
   an unknown camera, a time or number out of range, text with NUL, or an id applied
   before for another event (a forged or colliding id must not pass silently as a repeat).
@@ -28,6 +28,8 @@ The contract the HTTP API (SPEC section 7) and the replay harness (section 5) co
   counter that rises with every committed write (`store_runtime/changes.py`), tells them when to read.
 - `stop_customer(customer, why=..., then=...)`: the privacy side (`store_runtime/privacy.py`)
   stops tracking a customer who withdrew consent to checkout or was erased.
+- `camera_health()`: each camera's state, lag, reconnects and recent outages with the sessions they
+  flag (`store_runtime/outages.py`, which says what a flag is and when it holds a charge).
 
 Privacy: an entry code is admitted only with consent to `checkout` (see `sessions.check_entry`).
 A session whose tracking was stopped is closed at that moment, its basket so far charged as at an
@@ -47,6 +49,9 @@ Exits, charges and reviews:
   the same questions: money moves once.
 - A basket that changes after its charge (a review accepted late, a dispute accepted) is
   settled: the difference is charged (`adjust`) or refunded against the captures.
+- A camera outage flags the sessions inside during it (session and receipt views say which camera
+  and when); a shelf camera's outage also opens a `camera_outage` review on each, which holds its
+  charge (`RuntimeSettings.outage_hold_s`). Replays have no outages: their outputs are unchanged.
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from store_runtime import outages as camera_outages
 from store_runtime.baskets import (
     ONLY_UNBOUND,
     BasketEventView,
@@ -98,7 +104,7 @@ from store_runtime.db import (
     TrackRow,
     digest,
 )
-from store_runtime.events import EntryRead, ShelfAction, TrackZone
+from store_runtime.events import CameraStatus, EntryRead, ShelfAction, TrackZone
 from store_runtime.payments import (
     LocalProvider,
     PaymentProvider,
@@ -173,6 +179,14 @@ class RuntimeSettings(BaseModel):
     idempotency_retention_s: float = Field(
         default=2 * DAY_S, ge=DAY_S,
         description="How long the first response to a key is kept and replayed (SPEC: at least 24 h).")
+    outage_hold_s: float | None = Field(
+        default=0.0, ge=0, le=3600,
+        description="A shelf camera's outage that overlaps a session's time inside by more than this many seconds "
+                    "holds its charge for a person (a camera_outage review); None: outages only flag sessions.")
+    camera_silence_s: float = Field(
+        default=120.0, gt=0, le=86_400,
+        description="A camera whose node has reported nothing for this long is `unknown` in camera_health "
+                    "(a live node reports at least every 30 s).")
 
 
 class UnknownGate(ValueError):
@@ -244,13 +258,15 @@ class SessionView:
     currency: str
     tracks: int  # people bound to it so far
     open_reviews: int  # open reviews believed to concern it
+    # The camera outages it was inside during (outages.session_flags): camera, kind, window, affects, review.
+    camera_outages: tuple[dict[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"session": self.session, "customer": self.customer, "party": self.party, "gate": self.gate,
                 "entered_t": self.entered_t, "exited_t": self.exited_t, "status": self.status,
                 "lines": [line.to_json() for line in self.lines], "total_cents": self.total_cents,
                 "version": self.version, "currency": self.currency, "tracks": self.tracks,
-                "open_reviews": self.open_reviews}
+                "open_reviews": self.open_reviews, "camera_outages": [dict(f) for f in self.camera_outages]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +309,7 @@ class ReceiptView:
     currency: str
     charges: tuple[ChargeView, ...]
     refunds: tuple[RefundView, ...]
+    camera_outages: tuple[dict[str, Any], ...] = ()  # as SessionView's; not in SPEC section 5's receipts.json
 
     def to_spec(self, start: float = 0.0) -> dict[str, Any]:
         """The receipts.json object of SPEC section 5, times in seconds since `start` (a replay's
@@ -305,10 +322,11 @@ class ReceiptView:
 
     def to_json(self) -> dict[str, Any]:
         """The exit API's receipt: SPEC section 5's fields (Unix seconds) with the charge's id, the
-        currency, what was charged and refunded."""
+        currency, what was charged and refunded, and the camera outages the visit was flagged by."""
         return {**self.to_spec(0.0), "charge": self.charge, "currency": self.currency,
                 "charged_cents": self.charged_cents, "refunded_cents": self.refunded_cents,
-                "refunds": [{"id": r.id, "amount_cents": r.amount_cents, "state": r.state} for r in self.refunds]}
+                "refunds": [{"id": r.id, "amount_cents": r.amount_cents, "state": r.state} for r in self.refunds],
+                "camera_outages": [dict(f) for f in self.camera_outages]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,13 +436,19 @@ class StoreRuntime:
 
     # ------------------------------------------------------------------ node events
 
-    def apply(self, event: EntryRead | TrackZone | ShelfAction) -> None:
+    def apply(self, event: EntryRead | TrackZone | ShelfAction | CameraStatus) -> None:
         """Apply one node event, once: a repeated `event.id` changes nothing. One transaction; a
         camera exit's provider calls follow its commit."""
         problem = event_problem(event, self.store.config.cameras)
         if problem is not None:
             raise InvalidEvent(f"event {event.id}: {problem}")
         now = self.clock()
+        if isinstance(event, CameraStatus) and event.status == "ok":
+            # A heartbeat only moves its camera's newest status forward, which a repeat cannot move
+            # again: it is not kept among the applied events (a camera sends thousands a day).
+            with self.db.transaction() as tx:
+                camera_outages.apply_status(tx, event, now)
+            return
         try:
             with self.db.transaction() as tx:
                 applied = tx.get(AppliedEventRow, event.id)
@@ -435,7 +459,9 @@ class StoreRuntime:
                                            f"a {event.kind} of {event.camera!r} at t={event.t!r}")
                     return
                 tx.add(AppliedEventRow(id=event.id, kind=event.kind, camera=event.camera, t=event.t, applied_t=now))
-                if not isinstance(event, EntryRead) and self._discarded(tx, event, now):
+                if isinstance(event, CameraStatus):
+                    work = self._on_camera(tx, event, now)
+                elif not isinstance(event, EntryRead) and self._discarded(tx, event, now):
                     work = _NOTHING
                 elif isinstance(event, EntryRead):
                     work = self._on_entry_read(tx, event)
@@ -471,6 +497,14 @@ class StoreRuntime:
         if isinstance(e, TrackZone):
             tx.delete(stopped)
         return True
+
+    def _on_camera(self, tx: Session, e: CameraStatus, now: float) -> _Work:
+        """A camera's outage reported (begun, worsened or ended): recorded, and the sessions inside
+        during it that it holds get a camera_outage review (store_runtime/outages.py)."""
+        outage = camera_outages.apply_status(tx, e, now)
+        if outage is not None:
+            camera_outages.hold_for_outage(tx, self.store.config, outage, now, self.settings.outage_hold_s)
+        return _NOTHING
 
     def _on_entry_read(self, tx: Session, e: EntryRead) -> _Work:
         if self._gates.get(e.gate) != "entry" or self._same_presentation(tx, e.gate, e.code, e.t) is not None:
@@ -645,6 +679,9 @@ class StoreRuntime:
         - anonymous, accept with `session`: the person was one of that session's party (their
           held events follow); accept without, or reject: the alert is acknowledged.
         - dispute, accept: the line is taken off the receipt and refunded; reject: nothing.
+        - camera_outage, accept: the basket stands as the cameras saw it, or with `gtin` and `qty`
+          that product's quantity is set to `qty` (0 takes it off: a pick or put of the difference
+          is added); reject: the outage did not concern this visit. Either way the hold ends.
         A session whose charge the review held is charged once it holds no more; a charged basket
         that changed is settled (charged or refunded the difference).
         Raises NotFound, ReviewClosed (decided already), ValueError (a decision that cannot apply).
@@ -662,6 +699,8 @@ class StoreRuntime:
                 raise ReviewClosed(f"review {review_id} was {review.state} by {review.decided_by}")
             touched = {review.session_id} - {None}
             work = _NOTHING
+            if qty is not None and qty < 1 and review.kind != camera_outages.OUTAGE_REVIEW:
+                raise ValueError(f"qty: expected at least 1 for a {review.kind} review, got {qty}")
             if decision == "reject":
                 self._decide(review, "rejected", by=by, note=note, now=now)
             elif review.kind == "shelf":
@@ -672,6 +711,8 @@ class StoreRuntime:
                 touched.add(target.id)
             elif review.kind == "anonymous":
                 work += self._accept_anonymous(tx, review, session, by=by, note=note, now=now)
+            elif review.kind == camera_outages.OUTAGE_REVIEW:
+                self._accept_outage(tx, review, session, by=by, note=note, now=now, gtin=gtin, qty=qty)
             else:
                 self._accept_dispute(tx, review, by=by, note=note, now=now)
             for sid in sorted(touched):  # type: ignore[type-var]
@@ -695,6 +736,29 @@ class StoreRuntime:
                          unit_cents=self._line_price(tx, target, gtin), now=now, source="dispute",
                          review_id=review.id)
         self._decide(review, "accepted", by=by, note=note, now=now, applied=target.id)
+
+    def _accept_outage(self, tx: Session, review: ReviewRow, session: str | None, *, by: str, note: str,
+                       now: float, gtin: str | None, qty: int | None) -> None:
+        """The basket as seen stands, or the person sets one product's quantity (the settlement that
+        follows charges or refunds the difference on a charged receipt)."""
+        if session is not None and session != review.session_id:
+            raise ValueError(f"review {review.id} concerns session {review.session_id}; it cannot apply to {session}")
+        if (gtin is None) != (qty is None):
+            raise ValueError(f"review {review.id}: give both gtin and qty to set a product's quantity, or neither")
+        if gtin is not None and qty is not None:
+            if gtin not in self.store.catalog:
+                raise ValueError(f"review {review.id}: product {gtin} is not in the catalog")
+            target = self._locked(tx, review.session_id or "")
+            rows = basket_rows(tx, target.id)
+            held = {line.gtin: line.qty for line in fold(rows)}.get(gtin, 0)
+            if qty != held:
+                # After everything in the basket whatever the clocks say, as a dispute's correction.
+                last = max((row.t for row in rows), default=now)
+                add_basket_event(tx, target, id="b_" + review.id, t=max(now, last + 0.001),
+                                 action="pick" if qty > held else "put", gtin=gtin, qty=abs(qty - held),
+                                 unit_cents=self._line_price(tx, target, gtin), now=now, source="review",
+                                 camera=review.camera, review_id=review.id)
+        self._decide(review, "accepted", by=by, note=note, now=now, applied=review.session_id)
 
     def _accept_anonymous(self, tx: Session, review: ReviewRow, session: str | None, *, by: str, note: str,
                           now: float) -> _Work:
@@ -816,6 +880,7 @@ class StoreRuntime:
 
     def _charge_or_hold(self, tx: Session, session: SessionRow, now: float) -> _Work:
         """A session that left: held for review, or its basket charged (a pending charge row)."""
+        camera_outages.hold_session(tx, self.store.config, session, now, self.settings.outage_hold_s)
         if self._blocking_reviews(tx, session.id):
             session.state = "review"
             return _NOTHING
@@ -1042,6 +1107,16 @@ class StoreRuntime:
                 .order_by(ReviewRow.t, ReviewRow.id))
             return [review_view(tx, row, self.clips) for row in rows]
 
+    # ------------------------------------------------------------------ cameras
+
+    def camera_health(self, outages: int = 20) -> list[dict[str, Any]]:
+        """One plain dict per camera of the store layout: camera, state (ok | stalled | disconnected |
+        unknown), last_event_t, reconnects, lag_s, and its newest `outages` outages, each with the
+        sessions it flags (`store_runtime/outages.py`; GET /v1/cameras and the operator console)."""
+        with self.db.transaction() as tx:
+            return camera_outages.camera_health(tx, self.store.config, now=self.clock(),
+                                                silence_s=self.settings.camera_silence_s, outages=outages)
+
     # ------------------------------------------------------------------ privacy
 
     def stop_customer(self, customer: str, *, why: Literal["withdrawn", "erased"],
@@ -1117,7 +1192,8 @@ class StoreRuntime:
         lines = fold(basket_rows(tx, row.id))
         return SessionView(row.id, row.customer, row.party, row.gate, row.entered_t, row.exited_t, row.state, lines,
                            sum(line.cents for line in lines), row.version, self.store.config.currency,
-                           len(bound_tracks(tx, row.id)), self._blocking_reviews(tx, row.id))
+                           len(bound_tracks(tx, row.id)), self._blocking_reviews(tx, row.id),
+                           tuple(camera_outages.session_flags(tx, self.store.config, row)))
 
     def _receipt_view(self, tx: Session, row: SessionRow) -> ReceiptView:
         lines = fold(basket_rows(tx, row.id))
@@ -1133,7 +1209,8 @@ class StoreRuntime:
             charges=tuple(ChargeView(c.id, c.kind, c.amount_cents, c.state, c.decline_reason, c.created_t)
                           for c in charges),
             refunds=tuple(RefundView(r.id, r.charge_id, r.amount_cents, r.state, r.review_id, r.created_t)
-                          for r in refunds))
+                          for r in refunds),
+            camera_outages=tuple(camera_outages.session_flags(tx, self.store.config, row)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ Routes (one router per resource, in `routes/`):
 | /v1/privacy/... | operator | consents, export, erasure, retention purge, audit check, art. 30 record |
 | GET /v1/reviews/{id}/clip | operator | a review's blurred clip (WebM), with consent only; audited (`media.py`) |
 | GET /v1/cameras/{camera}/slots | operator | a camera's shelf slots: product, count, occupancy, last change |
+| GET /v1/cameras | operator | each camera's state, lag, reconnects and outages with the sessions they flag |
 | GET /healthz | anyone | up, database answering |
 | GET /metrics | operator (or anyone, if public) | Prometheus text |
 | GET /operator (and /) | operator (login form, cookie) | the operator page (`routes/operator.py`) |
@@ -47,7 +48,18 @@ from fastapi import FastAPI
 from store_runtime.api.errors import install_handlers
 from store_runtime.api.metrics import Metrics
 from store_runtime.api.middleware import JsonLogFormatter, RequestLog
-from store_runtime.api.routes import entries, events, exits, health, media, operator, privacy, reviews, sessions
+from store_runtime.api.routes import (
+    cameras,
+    entries,
+    events,
+    exits,
+    health,
+    media,
+    operator,
+    privacy,
+    reviews,
+    sessions,
+)
 from store_runtime.api.schemas import ErrorOut
 from store_runtime.api.settings import ApiSettings, load_store_for
 from store_runtime.clips import ClipStore
@@ -137,7 +149,7 @@ def create_app(settings: ApiSettings, *, runtime: StoreRuntime | None = None,
     install_handlers(app)
     app.add_middleware(RequestLog, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     # media before operator: its /operator/live/{camera}.jpg also draws (?overlay=1).
-    for module in (entries, exits, sessions, events, reviews, privacy, health, media, operator):
+    for module in (entries, exits, sessions, events, reviews, privacy, health, cameras, media, operator):
         app.include_router(module.router)
     return app
 

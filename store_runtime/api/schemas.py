@@ -8,12 +8,15 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag
 
-from store_runtime.events import EntryRead, ShelfAction, TrackZone
+from store_runtime.events import CameraStatus, EntryRead, ShelfAction, TrackZone
 
 __all__ = [
     "AuditCheckOut",
+    "CameraFlagOut",
+    "CameraOut",
+    "CameraOutageOut",
     "ConsentIn",
     "ConsentsOut",
     "DisputeIn",
@@ -99,7 +102,8 @@ class ExitIn(_In):
     session: Name = Field(description="The session leaving, as POST /v1/entries answered it.")
 
 
-def _sound_event(event: EntryRead | TrackZone | ShelfAction) -> EntryRead | TrackZone | ShelfAction:
+def _sound_event(event: EntryRead | TrackZone | ShelfAction | CameraStatus
+                 ) -> EntryRead | TrackZone | ShelfAction | CameraStatus:
     # The event types say what an event is; here is what the API lets into the database.
     if not math.isfinite(event.t) or not 0 <= event.t <= MAX_T:
         raise ValueError(f"t: expected finite Unix seconds between 0 and {MAX_T:.0f}")
@@ -146,14 +150,87 @@ class ShelfActionIn(ShelfAction):
     track: int = _track("The person track the hand belongs to; -1 when nobody could be told.")
 
 
-EventIn = Annotated[EntryReadIn | TrackZoneIn | ShelfActionIn, Field(discriminator="kind")]
+class _CameraStatusIn(CameraStatus):
+    kind: Literal["camera"]
+    t: float = _seconds()
+    reconnects: int = Field(default=0, ge=0, le=MAX_INT, description="Times the node's source reconnected.")
+    lag_s: float | None = Field(default=None, ge=0, le=MAX_T, description="The oldest frame age since the last "
+                                                                          "report, seconds.")
+    detail: str = Field(default="", max_length=300, description="The source's last error, without passwords.")
+
+
+def _start() -> Any:
+    return Field(ge=0, le=MAX_T, description="The outage's start: the last frame before it, or when the node "
+                                             "started if it never had one (store clock).")
+
+
+# One input type per status, so that the document says which fields each status has (an `ok` has
+# no outage; a `recovered` has its end) and a client or a fuzzer cannot send one half filled.
+class CameraOkIn(_CameraStatusIn):
+    """A heartbeat: the camera is fine."""
+
+    status: Literal["ok"]
+    outage: None = None
+    start_t: None = None
+    end_t: None = None
+
+
+class CameraStalledIn(_CameraStatusIn):
+    """An outage began: the stream is open but no frame came for the stall threshold."""
+
+    status: Literal["stalled"]
+    outage: Literal["stalled"]
+    start_t: float = _start()
+    end_t: None = None
+
+
+class CameraDisconnectedIn(_CameraStatusIn):
+    """An outage began, or a stall became one: the stream is lost."""
+
+    status: Literal["disconnected"]
+    outage: Literal["disconnected"]
+    start_t: float = _start()
+    end_t: None = None
+
+
+class CameraRecoveredIn(_CameraStatusIn):
+    """An outage ended: frames again from `end_t`."""
+
+    status: Literal["recovered"]
+    outage: Literal["stalled", "disconnected"]
+    start_t: float = _start()
+    end_t: float = Field(ge=0, le=MAX_T, description="The first frame after the outage (store clock).")
+
+
+def _event_tag(value: Any) -> str | None:
+    """Which input type an event is: its `kind`, and for a camera's status its `status` too (one type
+    each, see above). A tag the union does not know is refused naming the tags it knows."""
+    if isinstance(value, dict):
+        kind, status = value.get("kind"), value.get("status")
+    else:
+        kind, status = getattr(value, "kind", None), getattr(value, "status", None)
+    if not isinstance(kind, str):
+        return None
+    return f"camera.{status}" if kind == "camera" else kind
+
+
+# Tagged by a function rather than a plain `discriminator="kind"`: the camera's status types share
+# their kind, and OpenAPI cannot say a discriminator within a discriminator.
+EventIn = Annotated[
+    Annotated[EntryReadIn, Tag("entry")] | Annotated[TrackZoneIn, Tag("entered")]
+    | Annotated[TrackZoneIn, Tag("exited")] | Annotated[ShelfActionIn, Tag("shelf")]
+    | Annotated[CameraOkIn, Tag("camera.ok")] | Annotated[CameraStalledIn, Tag("camera.stalled")]
+    | Annotated[CameraDisconnectedIn, Tag("camera.disconnected")]
+    | Annotated[CameraRecoveredIn, Tag("camera.recovered")],
+    Discriminator(_event_tag)]
 
 
 class EventsIn(_In):
     """Events of one camera node, oldest first; each is applied once, by its id."""
 
     events: list[Annotated[EventIn, AfterValidator(_sound_event)]] = Field(
-        min_length=1, max_length=MAX_EVENTS, description="EntryRead, TrackZone or ShelfAction events (by `kind`).")
+        min_length=1, max_length=MAX_EVENTS,
+        description="EntryRead, TrackZone, ShelfAction or CameraStatus events (by `kind`).")
 
 
 class ResolveIn(_In):
@@ -164,7 +241,9 @@ class ResolveIn(_In):
     session: Name | None = Field(default=None, description="shelf/anonymous accept: the session it belongs to, "
                                                            "if not the one the system believed.")
     gtin: Gtin | None = Field(default=None, description="shelf accept: the product, if the camera got it wrong.")
-    qty: int | None = Field(default=None, ge=1, le=99, description="shelf accept: the quantity, if wrong.")
+    qty: int | None = Field(default=None, ge=0, le=99, description="shelf accept: the quantity, if wrong (at least "
+                            "1); camera_outage accept: with gtin, the quantity of that product the basket should "
+                            "hold (0 takes it off).")
 
 
 class DisputeIn(_In):
@@ -218,6 +297,20 @@ class LineOut(_Out):
     unit_cents: int
 
 
+class CameraFlagOut(_Out):
+    """A camera outage the session was inside during: the camera may have missed part of its visit."""
+
+    camera: str
+    kind: Literal["stalled", "disconnected"]
+    start_t: float
+    end_t: float | None = Field(description="None: the camera is still out.")
+    affects: list[Literal["shelf", "entry", "exit"]] = Field(
+        description="What the camera watches that the session did during the outage: shelf (picks and puts), "
+                    "entry or exit (it came in or left through a gate the camera sees). Empty: it was inside.")
+    review: str | None = Field(description="The camera_outage review on the session (it holds the charge while "
+                                           "open), if the outage opened one.")
+
+
 class SessionOut(_Out):
     """A session and its live basket. `status`: open (inside), review, charging, charged, declined
     (left, payment declined: open for a person to settle)."""
@@ -235,6 +328,8 @@ class SessionOut(_Out):
     currency: str
     tracks: int = Field(description="People bound to the session so far.")
     open_reviews: int = Field(description="Open reviews that hold its charge.")
+    camera_outages: list[CameraFlagOut] = Field(default_factory=list,
+                                                description="Camera outages while it was inside.")
 
 
 class RefundOut(_Out):
@@ -258,6 +353,8 @@ class ReceiptOut(_Out):
     charged_cents: int
     refunded_cents: int
     refunds: list[RefundOut]
+    camera_outages: list[CameraFlagOut] = Field(default_factory=list,
+                                                description="Camera outages while the shopper was inside.")
 
 
 class EventsOut(_Out):
@@ -266,7 +363,7 @@ class EventsOut(_Out):
 
 class ReviewOut(_Out):
     id: str
-    kind: Literal["shelf", "anonymous", "dispute"]
+    kind: Literal["shelf", "anonymous", "dispute", "camera_outage"]
     status: Literal["open", "accepted", "rejected"]
     t: float
     session: str | None
@@ -282,6 +379,25 @@ class ReviewOut(_Out):
     clip: str | None = Field(default=None, description="URL path of the event's blurred review clip "
                              "(GET it with an operator credential: video/webm), or null: no clip, or a customer it "
                              "may show has not consented to review clips.")
+
+
+class CameraOutageOut(_Out):
+    start_t: float
+    end_t: float | None = Field(description="None: still going.")
+    kind: Literal["stalled", "disconnected"]
+    sessions: list[str] = Field(description="The sessions it flags: inside while it lasted.")
+
+
+class CameraOut(_Out):
+    """A camera of the store layout as its node last reported it (StoreRuntime.camera_health)."""
+
+    camera: str
+    state: Literal["ok", "stalled", "disconnected", "unknown"] = Field(
+        description="An outage still open gives its kind; no report yet, or none for a while, is unknown.")
+    last_event_t: float | None = Field(description="When its node last reported, store clock.")
+    reconnects: int
+    lag_s: float | None = Field(description="The oldest frame age in the node's last report, seconds.")
+    outages: list[CameraOutageOut] = Field(description="Its newest outages, oldest first.")
 
 
 class HealthOut(_Out):

@@ -1,4 +1,5 @@
-"""POST /v1/events: a camera node posts its events (entry reads, zone crossings, shelf actions)."""
+"""POST /v1/events: a camera node posts its events (entry reads, zone crossings, shelf actions, and
+its camera's status: outages, recoveries, heartbeats)."""
 
 from __future__ import annotations
 

@@ -55,7 +55,8 @@ def test_409_a_review_decided_already_and_404_an_unknown_one(api: Api) -> None:
 @pytest.mark.parametrize(("body", "field"), [
     ({"decision": "maybe"}, "body.decision"),
     ({}, "body.decision"),
-    ({"decision": "accept", "qty": 0}, "body.qty"),
+    ({"decision": "accept", "qty": 100}, "body.qty"),
+    ({"decision": "accept", "qty": -1}, "body.qty"),  # 0 is a camera_outage quantity: "take it off"
     ({"decision": "accept", "note": "n" * 501}, "body.note"),
     ({"decision": "accept", "by": "mallory"}, "body.by"),  # who decided is the credential's name, not a field
 ])
