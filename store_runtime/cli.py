@@ -8,10 +8,13 @@ and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -350,12 +353,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_node(args: argparse.Namespace) -> int:
-    """One camera's node: frames in, events out as JSON lines (stdout or --out), stage timings on stderr."""
+    """One camera's node: frames in, events out as JSON lines (stdout or --out), stage timings on stderr.
+    A live source is also watched: its outages, recoveries and heartbeats are events too (`follow`);
+    Ctrl-C or SIGTERM ends it cleanly (the last events flushed to the broker)."""
     from store_runtime.bus import MemoryBus
     from store_runtime.config import ConfigError, load_scenario, load_store
-    from store_runtime.node import CameraNode, NodeConfig, load_detector, shelf_for, stage_report
+    from store_runtime.node import CameraNode, NodeConfig, follow, load_detector, shelf_for, stage_report
     from vision.inference.manifest import ModelError
-    from vision.sources import SourceConfig, SourceConfigError, SourceError, open_source
+    from vision.sources import LiveSource, SourceConfig, SourceConfigError, SourceError, open_source
 
     try:
         if args.scenario:
@@ -371,12 +376,14 @@ def _cmd_node(args: argparse.Namespace) -> int:
                 raise UserError("give --scenario DIR, or --store STORE_YAML with --source URI")
             store_files = load_store(args.store)
             kind = "rtsp" if args.source.startswith(("rtsp://", "rtsps://")) else (
+                "http" if args.source.startswith(("http://", "https://")) else
                 "device" if args.source.isdigit() or args.source.startswith("/dev/video") else "file")
-            source_config = SourceConfig(kind=kind, uri=args.source, camera=args.camera, live=True)
+            source_config = SourceConfig(kind=kind, uri=args.source, camera=args.camera, live=True,
+                                         stall_after_s=args.stall_after)
         store = store_files.config
         if args.camera not in store.cameras:
             raise UserError(f"camera {args.camera!r} is not in the store's cameras {sorted(store.cameras)}")
-        config = NodeConfig(detect_every=args.detect_every)
+        config = NodeConfig(detect_every=args.detect_every, heartbeat_s=args.heartbeat)
         # With --bus the events go to the broker through the outbox, opened before the detector loads
         # (a wrong URL or an outbox in use is a quick one-line error); either way they are printed.
         bus = _nats_bus(args.bus, store.store_id, args.camera, args.outbox) if args.bus else MemoryBus()
@@ -390,13 +397,21 @@ def _cmd_node(args: argparse.Namespace) -> int:
         out = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
         try:
             with open_source(source_config) as source:
-                for frame in source:
-                    for event in node.step(frame):
+                if isinstance(source, LiveSource):
+                    with _stop_on_signals() as stop:
+                        for event in follow(node, source, stop=stop):
+                            out.write(event.to_json() + "\n")
+                            out.flush()  # a live node's events are read as they come (tail -f, a pipe)
+                            if isinstance(bus, MemoryBus):
+                                bus.drain()
+                else:
+                    for frame in source:
+                        for event in node.step(frame):
+                            out.write(event.to_json() + "\n")
+                        if isinstance(bus, MemoryBus):
+                            bus.drain()
+                    for event in node.finish():
                         out.write(event.to_json() + "\n")
-                    if isinstance(bus, MemoryBus):
-                        bus.drain()
-                for event in node.finish():
-                    out.write(event.to_json() + "\n")
         finally:
             if args.out:
                 out.close()
@@ -410,6 +425,28 @@ def _cmd_node(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     print(json.dumps(stage_report({args.camera: node})), file=sys.stderr)
     return 0
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event that Ctrl-C and SIGTERM set (a live node then finishes and flushes its outbox); a
+    second signal while stopping ends the process at once."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handle(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            os._exit(130)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _clip_redactor(clips: Path | None) -> Redactor | None:
@@ -558,6 +595,10 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--bus", help="also publish them to NATS JetStream at nats://HOST:PORT (extra: scale)")
     node.add_argument("--outbox", type=Path, help="with --bus: the SQLite file of events the broker has not "
                                                   "acknowledged yet (default walkout-outbox-CAMERA.db)")
+    node.add_argument("--stall-after", type=float, metavar="S", help="live: a camera that sends no frame for S "
+                      "seconds is reported stalled (default: 5 frame intervals, at least 1 s)")
+    node.add_argument("--heartbeat", type=float, default=30.0, metavar="S", help="live: report the camera's "
+                      "health (lag, reconnects) to the store every S seconds (default 30)")
     node.add_argument("--clips", type=Path, metavar="DIR", help="write a blurred review clip of each shelf event "
                                                                "here (walkout serve reads the clips folder beside "
                                                                "its store.yaml)")
