@@ -28,6 +28,10 @@ depends on the database:
   (`used`, later `expired`) and shoppers who come in without an admitted code are alerts in the
   review queue: what a real store would record.
 
+Each node also watches its camera (`CameraNode.watch`): a recording read as live seldom stalls, but
+a machine too busy to read it in time does, and the operator page's camera health says so; the
+reports' times are moved onto the day's scenario clock.
+
 Pictures leave the nodes only as redacted frames (`vision.privacy`); the operator page's live view
 is the newest one of each camera (`LiveView`), as JPEG made by `vision.sinks.snapshot_jpeg`, plain
 or with the node's tracks, slots and zones drawn (`vision.overlay`). Shelf cameras write a review
@@ -349,6 +353,7 @@ class CameraLoop:
         self.loop = 0
         self._node: CameraNode | None = None
         self._day: Day | None = None
+        self._to_day = 0.0  # the day's scenario clock minus the wall clock, at the newest frame
         self._thread = threading.Thread(target=self._run, name=f"camera-{camera}", daemon=True)
 
     def start(self) -> None:
@@ -370,16 +375,20 @@ class CameraLoop:
                 while not self.stop.is_set():
                     frame = self.source.read(timeout=0.5)
                     if frame is not None:
-                        self._step(frame.index, frame.image)
+                        self._step(frame.index, frame.image, frame.t)
                     elif self.source.health().state.value in ("ended", "failed"):
                         if not self.stop.is_set():
                             raise RuntimeError("the recording gave no frame to loop")
                         return
+                    elif self._node is not None:  # no frame: the camera's health still counts
+                        self._node.watch(self.source.health(), time.time())
         except Exception as exc:
             self.error = f"camera {self.camera}: {exc}"
             log.exception("camera %s stopped", self.camera)
 
-    def _step(self, index: int, image: np.ndarray) -> None:
+    def _step(self, index: int, image: np.ndarray, read_t: float) -> None:
+        """One frame (read from the camera at wall-clock `read_t`) through the node of its day; then
+        the camera's health (`CameraNode.watch`), its times moved to the day's scenario clock."""
         from vision.types import Frame
 
         per_loop = self.capture.frames_per_loop if self.capture is not None else None
@@ -391,6 +400,8 @@ class CameraLoop:
         self._day.clock.reached(t)
         # The one raw frame in this module: it goes into the node, whose redactor is the only way out.
         self._node.step(Frame(self.camera, frame_index, t, image))
+        self._to_day = t - read_t
+        self._node.watch(self.source.health(), time.time(), read_t)
         self.frames += 1
 
     def _enter_loop(self, loop: int) -> None:
@@ -399,6 +410,8 @@ class CameraLoop:
             if self._node is not None:
                 self._node.finish()  # the recording ended: tracks in view are gone, interactions settle
             self._node = self.make_node(day, self.delivery.bus(day))
+            # The source's times are the wall clock; the day's are the scenario clock.
+            self._node.camera_watch.to_store = lambda wall: wall + self._to_day
             self._day = day
         if loop != self.loop:
             self.delivery.bus(day).publish(_Reached(self.camera, loop))

@@ -242,6 +242,10 @@ def test_the_demo_shows_sessions_day_after_day_and_stops_cleanly(
         wait_for(lambda: "c-0001" in demo.panel(), 30, "a shopper's session")
         wait_for(lambda: re.search(r"store day [3-9]", demo.panel()) and "c-0001" in demo.panel(), 45,
                  "a session on a later day")
+        # Each node watches its camera: the heartbeats reach the day's runtime on the scenario clock.
+        cameras = wait_for(lambda: (c := json.loads(get(demo.page.rsplit("/", 1)[0] + "/v1/cameras", demo.token)[1]))
+                           and all(h["state"] == "ok" for h in c) and c, 30, "both cameras ok in camera health")
+        assert [h["camera"] for h in cameras] == ["aisle", "gate"] and all(h["lag_s"] is not None for h in cameras)
         status, jpeg, headers = get(f"{demo.page}/live/aisle.jpg", demo.token)
         assert status == 200 and headers["content-type"] == "image/jpeg"
         assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (720, 1280, 3)
