@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import deque
 from typing import Protocol
 
-from store_runtime.events import EntryRead, ShelfAction, TrackZone
+from store_runtime.events import CameraStatus, EntryRead, ShelfAction, TrackZone
 
-Event = EntryRead | TrackZone | ShelfAction
+Event = EntryRead | TrackZone | ShelfAction | CameraStatus
 
 
 class Bus(Protocol):

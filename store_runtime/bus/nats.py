@@ -56,7 +56,7 @@ from nats.js.api import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from store_runtime.bus.outbox import MAX_EVENT_BYTES, Outbox
-from store_runtime.events import EntryRead, ShelfAction, TrackZone, parse_event
+from store_runtime.events import CameraStatus, EntryRead, ShelfAction, TrackZone, parse_event
 
 __all__ = [
     "ConsumerStats",
@@ -71,7 +71,7 @@ __all__ = [
 
 log = logging.getLogger("walkout.bus")
 
-Event = EntryRead | TrackZone | ShelfAction
+Event = EntryRead | TrackZone | ShelfAction | CameraStatus
 DURABLE = "walkout-runtime"
 MSG_ID = "Nats-Msg-Id"
 # A message larger than this is refused by the broker itself (a few events' worth of headroom).

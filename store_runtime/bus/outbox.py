@@ -25,13 +25,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from store_runtime.events import EntryRead, ShelfAction, TrackZone, parse_event
+from store_runtime.events import CameraStatus, EntryRead, ShelfAction, TrackZone, parse_event
 
 __all__ = ["MAX_EVENT_BYTES", "Outbox", "OutboxBusy", "OutboxFull"]
 
 log = logging.getLogger("walkout.bus")
 
-Event = EntryRead | TrackZone | ShelfAction
+Event = EntryRead | TrackZone | ShelfAction | CameraStatus
 
 # An event is a few hundred bytes (events.py bounds every field); anything near this is not one.
 MAX_EVENT_BYTES = 16 * 1024
