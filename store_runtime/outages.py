@@ -31,7 +31,9 @@ a camera exit, and the runtime already sends those to review or waits for the ga
 Out of order. Reports of one outage share its start; `kind` keeps the worst (disconnected over
 stalled) and `end_t` comes from `recovered`. An outage left open by a node that died (its
 `recovered` never sent) is closed by the camera's next report that shows frames flowing: a
-heartbeat, a recovery, or the start of a later outage (frames were flowing up to it).
+heartbeat, a recovery, or the start of a later outage (frames were flowing up to it), if that
+report is newer than the store's hearing of the outage (a heartbeat overtaken by the outage's
+report on the way ends nothing).
 
 Functions here work inside the caller's transaction and never commit.
 """
@@ -126,9 +128,12 @@ def apply_status(tx: Session, e: CameraStatus, now: float) -> CameraOutageRow | 
 
 
 def _close_older(tx: Session, camera: str, *, before: float, but: str | None) -> None:
-    """Open outages of `camera` that began before `before`, when frames were flowing: they ended by then."""
+    """Open outages of `camera` that began before `before`, when frames were flowing: they ended by
+    then. Only those the store had heard of by then: a heartbeat sent just before a stall was
+    noticed, and delivered after the stall's report, must not end it."""
     for row in tx.scalars(select(CameraOutageRow).where(
-            CameraOutageRow.camera == camera, CameraOutageRow.end_t.is_(None), CameraOutageRow.start_t < before)):
+            CameraOutageRow.camera == camera, CameraOutageRow.end_t.is_(None), CameraOutageRow.start_t < before,
+            CameraOutageRow.reported_t <= before)):
         if row.id != but:
             row.end_t = before
 

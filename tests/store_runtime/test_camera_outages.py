@@ -168,6 +168,15 @@ def test_an_outage_whose_end_never_came_is_closed_by_the_cameras_next_report(run
     assert aisle["last_event_t"] == T0 + 60, "an older report does not move the camera's newest status back"
 
 
+def test_a_heartbeat_overtaken_by_the_stalls_report_does_not_end_it(tmp_path: Path) -> None:
+    clock = Clock(T0 + 12)  # the store hears of the stall at T0 + 12
+    runtime = runtime_on(open_database(f"sqlite:///{tmp_path / 'o.db'}"), tmp_path, clock=clock)
+    runtime.apply(report("stalled", T0 + 11, start=T0 + 10))
+    runtime.apply(report("ok", T0 + 10.05))  # sent with the last frame, redelivered late
+    [aisle] = [h for h in runtime.camera_health() if h["camera"] == "aisle"]
+    assert aisle["state"] == "stalled" and aisle["outages"][0]["end_t"] is None
+
+
 def test_a_report_that_arrives_after_the_charge_opens_a_review_that_settles_the_difference(
         runtime: StoreRuntime) -> None:
     session = inside_with_milk(runtime)
