@@ -587,7 +587,8 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--camera", required=True, help="camera id, as in store.yaml")
     node.add_argument("--scenario", type=Path, help="replay this camera's recording of a scenario directory")
     node.add_argument("--store", type=Path, help="store.yaml (live)")
-    node.add_argument("--source", help="live: rtsp://..., a device index or /dev/videoN, or a video file")
+    node.add_argument("--source", help="live: rtsp://..., http://... (an MJPEG stream), a device index or "
+                                       "/dev/videoN, or a video file")
     node.add_argument("--model", type=Path, help="detector ONNX (default: models/manifest.yaml's walkout-det)")
     node.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
     node.add_argument("--detect-every", type=int, default=3, help="run the detector at least every k-th frame")
