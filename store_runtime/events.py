@@ -69,6 +69,10 @@ class ShelfAction(_Event):
     doubt: Literal["two_hands", "track_regained"] | None = Field(
         default=None, description="A reason the node itself doubts who did it: two hands in the slot at once, "
         "or the person's track lost and found again around the event; the runtime sends it to review.")
+    sources: tuple[Literal["planogram", "label", "memory", "appearance"], ...] = Field(
+        default=(), max_length=4, description="The shelf stage's evidence for `gtin` (vision.shelf): the slot's "
+        "planned product, its shelf-edge label, what the slot remembers was stocked or put there, the product's "
+        "look. A product other than the slot's planned one needs label, memory or appearance (a misplaced item).")
 
 
 class CameraStatus(_Event):

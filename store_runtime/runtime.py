@@ -16,8 +16,11 @@ The contract the HTTP API (SPEC section 7) and the replay harness (section 5) co
   session again instead of `used`.
 - `apply(event)`: a camera node's EntryRead / TrackZone / ShelfAction / CameraStatus, idempotent by `event.id`;
   InvalidEvent (a ValueError, nothing recorded) for an event no node of this store can have sent:
-  an unknown camera, a time or number out of range, text with NUL, or an id applied
-  before for another event (a forged or colliding id must not pass silently as a repeat).
+  an unknown camera, a time or number out of range, text with NUL, a time more than
+  `max_event_lead_s` ahead of the store clock or older than the tracking data's retention, a shelf
+  event at a slot its camera does not have or of another product than the slot's without the
+  shelf stage's evidence (`event_problem`), or an id applied before for another event (a forged or
+  colliding id must not pass silently as a repeat).
 - `exit_request(gate, session, key=..., body=...)` -> (HTTP status, JSON body): 200 receipt,
   402 declined, 404 unknown session, 409 key in flight, 422 key reused with another body (or a
   gate that is no exit gate). The first response of a key is stored and replayed.
@@ -60,7 +63,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -88,7 +91,7 @@ from store_runtime.baskets import (
 )
 from store_runtime.changes import ChangeFeed
 from store_runtime.clips import ClipStore, clip_unneeded
-from store_runtime.config import Store
+from store_runtime.config import CameraConfig, Store, StoreConfig
 from store_runtime.db import (
     AppliedEventRow,
     BasketEventRow,
@@ -179,6 +182,11 @@ class RuntimeSettings(BaseModel):
     idempotency_retention_s: float = Field(
         default=2 * DAY_S, ge=DAY_S,
         description="How long the first response to a key is kept and replayed (SPEC: at least 24 h).")
+    max_event_lead_s: float = Field(
+        default=120.0, gt=0, le=3600,
+        description="A node event dated more than this ahead of the store clock is refused: no camera sees the "
+                    "future, and the store's clocks agree within seconds (NTP); an event from far ahead would "
+                    "open or close sessions that have not happened.")
     outage_hold_s: float | None = Field(
         default=0.0, ge=0, le=3600,
         description="A shelf camera's outage that overlaps a session's time inside by more than this many seconds "
@@ -204,9 +212,19 @@ MAX_EVENT_T = 1e11  # Unix seconds: year 5138
 MAX_EVENT_INT = 2**31 - 1
 
 
-def event_problem(event: EntryRead | TrackZone | ShelfAction, cameras: Collection[str]) -> str | None:
-    """Why `event` cannot be applied in this store, or None."""
-    if event.camera not in cameras:
+def event_problem(event: EntryRead | TrackZone | ShelfAction | CameraStatus, store: StoreConfig, *, now: float,
+                  max_lead_s: float) -> str | None:
+    """Why `event` cannot be applied in this store at store time `now`, or None.
+
+    Time: an event may arrive late (an outbox resends what a broker outage held back), so the past
+    is accepted back to the tracking data's retention (`privacy.tracking_days`): an older event
+    belongs to tracks and sessions the retention purge has already deleted, and applying it would
+    bring back data the store promised not to keep. The future is refused past `max_lead_s`.
+    Shelf events: the slot must be one of the camera's (store.yaml's planogram); a product other
+    than the slot's planned one is a misplaced item only when the event says how the shelf stage
+    knows (label, memory or appearance in `sources`); a forged or broken event says nothing.
+    """
+    if event.camera not in store.cameras:
         return f"camera {event.camera[:64]!r} is not a camera of this store"
     if not (math.isfinite(event.t) and 0 <= event.t <= MAX_EVENT_T):
         return f"t: expected finite Unix seconds from 0 to {MAX_EVENT_T:.0f}, got {event.t!r}"
@@ -219,6 +237,26 @@ def event_problem(event: EntryRead | TrackZone | ShelfAction, cameras: Collectio
         # hashed, never stored: a QR's NUL is refused as malformed, and that refusal recorded.
         if isinstance(value, str) and "\x00" in value and name != "code":
             return f"{name}: expected text without NUL characters"
+    if event.t > now + max_lead_s:
+        return (f"t: {event.t - now:.1f} s ahead of the store clock; at most {max_lead_s:g} s "
+                f"(RuntimeSettings.max_event_lead_s)")
+    kept_days = store.privacy.tracking_days
+    if event.t < now - kept_days * DAY_S:
+        return (f"t: {(now - event.t) / DAY_S:.1f} days before the store clock, past the {kept_days} days "
+                f"tracking data is kept (store.yaml privacy.tracking_days)")
+    if isinstance(event, ShelfAction):
+        return _shelf_problem(event, store.cameras[event.camera])
+    return None
+
+
+def _shelf_problem(event: ShelfAction, camera: CameraConfig) -> str | None:
+    planned = {slot.id: slot.gtin for slot in camera.slots}
+    if event.slot not in planned:
+        return (f"slot: {event.slot[:64]!r} is not a slot of camera {event.camera!r} "
+                f"(store.yaml has {', '.join(sorted(planned)) or 'none'})")
+    if event.gtin != planned[event.slot] and not {"label", "memory", "appearance"} & set(event.sources):
+        return (f"gtin: {event.gtin} is not slot {event.slot}'s product {planned[event.slot]}, and the event gives "
+                f"no evidence of a misplaced item (sources: label, memory or appearance)")
     return None
 
 
@@ -439,10 +477,10 @@ class StoreRuntime:
     def apply(self, event: EntryRead | TrackZone | ShelfAction | CameraStatus) -> None:
         """Apply one node event, once: a repeated `event.id` changes nothing. One transaction; a
         camera exit's provider calls follow its commit."""
-        problem = event_problem(event, self.store.config.cameras)
+        now = self.clock()
+        problem = event_problem(event, self.store.config, now=now, max_lead_s=self.settings.max_event_lead_s)
         if problem is not None:
             raise InvalidEvent(f"event {event.id}: {problem}")
-        now = self.clock()
         if isinstance(event, CameraStatus) and event.status == "ok":
             # A heartbeat only moves its camera's newest status forward, which a repeat cannot move
             # again: it is not kept among the applied events (a camera sends thousands a day).

@@ -64,7 +64,7 @@ def test_an_id_used_again_for_another_event_is_refused_not_silently_dropped(tmp_
     runtime, session = inside(tmp_path, first)
     before = snapshot(runtime.db)
     runtime.apply(first)  # the outbox resending after a crash
-    for other in (pick(t=T0 + 6), pick(camera="gate"), zone(id=first.id)):
+    for other in (pick(t=T0 + 6), zone(id=first.id, camera="gate"), zone(id=first.id)):
         with pytest.raises(InvalidEvent, match="applied before"):
             runtime.apply(other)
     assert changed(before, snapshot(runtime.db)) == []
@@ -76,7 +76,8 @@ def test_unknown_products_and_forged_admissions_change_no_basket(tmp_path: Path)
     forged = code("c-evil", key_hex="00" * 32)
     runtime.apply(entry_read(forged, T0 + 4, admitted=True))  # the node says admitted; the runtime checks
     runtime.apply(entry_read("WO1.\x00\u202e\x1b[2J.AAAA", T0 + 5, admitted=True))  # a QR's text as read
-    runtime.apply(pick(id="c" * 24, gtin="4006381333931"))  # a valid GTIN no catalog row has
+    # A valid GTIN no catalog row has, recognised by its look (a node whose catalog is newer).
+    runtime.apply(pick(id="c" * 24, gtin="4006381333931", sources=("appearance",)))
     assert runtime.session(session).lines == ()
     refused = [(e.admitted, e.reason) for e in runtime.entries() if e.customer != "c-0001"]
     assert refused == [(False, "signature"), (False, "malformed")]

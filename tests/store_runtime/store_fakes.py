@@ -24,14 +24,22 @@ JAM = complete_gtin13("300000000003")
 PRICES = {MILK: 120, BREAD: 250, JAM: 459}
 
 
+# The aisle's planogram: slot -> its product. The runtime refuses a shelf event at a slot its camera
+# does not have; some products stand in two slots, as in a real store.
+PLANOGRAM = {"A1": MILK, "A2": BREAD, "A3": JAM, "B1": MILK, "B4": BREAD, "C3": BREAD}
+
+
 def make_store(root: Path = Path(".")) -> Store:
     square = [[0, 0], [100, 0], [100, 100], [0, 100]]
+    slots = [{"id": slot, "gtin": gtin, "polygon": [[200 + 100 * n, 200], [280 + 100 * n, 200],
+                                                      [280 + 100 * n, 280], [200 + 100 * n, 280]]}
+             for n, (slot, gtin) in enumerate(PLANOGRAM.items())]
     config = StoreConfig.model_validate({
         "version": 1, "store_id": STORE_ID, "currency": "EUR", "entry_key": KEY_HEX, "catalog": "catalog.csv",
         "gates": {"entry-1": {"kind": "entry"}, "exit-1": {"kind": "exit"}},
         "cameras": {
             "gate": {"role": "gate", "gate": "entry-1", "size": [640, 480], "fps": 15},
-            "aisle": {"role": "shelf", "size": [1280, 720], "fps": 15,
+            "aisle": {"role": "shelf", "size": [1280, 720], "fps": 15, "slots": slots,
                       "zones": {"entry-1": square, "exit-1": [[1180, 0], [1280, 0], [1280, 100], [1180, 100]]}},
         },
     })
@@ -76,8 +84,11 @@ def exited(track: int, t: float, *, camera: str = "aisle", zone: str = "exit-1")
 
 def shelf(track: int, action: str, gtin: str, t: float, *, qty: int = 1, confidence: float = 0.95,
           slot: str = "A1", camera: str = "aisle", **extra: object) -> ShelfAction:
+    # As a node's shelf stage says it: by the planogram, or (another product there) by its look.
+    sources = ("planogram",) if PLANOGRAM.get(slot) == gtin else ("appearance",)
     return ShelfAction(id=event_id(camera, "shelf", slot, action, round(t, 3), track, gtin), t=t, camera=camera,
-                       action=action, track=track, gtin=gtin, qty=qty, slot=slot, confidence=confidence, **extra)
+                       action=action, track=track, gtin=gtin, qty=qty, slot=slot, confidence=confidence,
+                       **{"sources": sources, **extra})
 
 
 def open_runtime(tmp_path: Path, *, clock: Clock | None = None, decline: DeclineRule | None = None,

@@ -28,6 +28,7 @@ STORE_YAML = STORE_DIR / "store.yaml"
 EXP = int(T0) + 3600
 APPLE = "2110054234714"  # Red Delicious Apple, 389 cents, on the sample's slot B1
 OAT_MILK = "2088972807856"  # 359 cents, slot C4
+SLOTS = {APPLE: "B1", OAT_MILK: "C4"}  # where the sample's planogram puts them
 
 # name -> role: gates and nodes are named after the gate or camera they are.
 CREDENTIALS = {"entry-1": "gate", "exit-1": "gate", "aisle": "node", "gate": "node", "alice": "operator"}
@@ -72,7 +73,7 @@ class Api:
         t = self.clock.advance(2)
         self.post_events({"id": event_id("aisle", "shelf", session, t, gtin, action), "t": t, "camera": "aisle",
                           "kind": "shelf", "action": action, "track": track, "gtin": gtin, "qty": qty,
-                          "slot": "B1", "confidence": confidence})
+                          "slot": SLOTS[gtin], "confidence": confidence})
 
     def post_events(self, *events: dict[str, Any], camera: str = "aisle") -> None:
         r = self.client.post("/v1/events", json={"events": list(events)}, headers=self.auth(camera))
