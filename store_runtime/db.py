@@ -185,7 +185,8 @@ class TrackRow(Base):
     entered_t: Mapped[float] = mapped_column(Float)
     session_id: Mapped[str | None] = mapped_column(ForeignKey("sessions.id"), index=True)
     left_t: Mapped[float | None] = mapped_column(Float)
-    left_zone: Mapped[str | None] = mapped_column(String(64))
+    left_zone: Mapped[str | None] = mapped_column(String(64))  # "lost": lost, and found again as another track
+    lost_t: Mapped[float | None] = mapped_column(Float)  # when the tracker lost it mid-floor, until it is found
 
 
 class BasketEventRow(Base):

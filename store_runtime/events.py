@@ -47,9 +47,11 @@ class EntryRead(_Event):
 
 
 class TrackZone(_Event):
-    """A person track came in through an entry zone, or left through an exit zone."""
+    """A person track came in through an entry zone, left through an exit zone, appeared in the
+    middle of the floor (a person the tracker had lost, found again under a new id; dated when first
+    seen), or was lost there (vision.gates.ZoneWatcher). `zone` is "" for the last two."""
 
-    kind: Literal["entered", "exited"]
+    kind: Literal["entered", "exited", "appeared", "lost"]
     track: int
     zone: str = Field(max_length=64)
 

@@ -126,8 +126,11 @@ from store_runtime.sessions import (
     bound_tracks,
     check_entry,
     everyone_left,
+    pair_lost_and_found,
     sessions_inside,
+    track_appeared,
     track_left,
+    track_lost,
 )
 
 __all__ = [
@@ -564,6 +567,15 @@ class StoreRuntime:
                         reasons=self._anonymous_reasons(tx, e), camera=e.camera, track=e.track,
                         candidates=[s.id for s in sessions_inside(tx, e.t)])
             return _NOTHING
+        if e.kind in ("lost", "appeared"):
+            if e.kind == "lost":
+                track_lost(tx, camera=e.camera, track=e.track, t=e.t)
+            elif track_appeared(tx, camera=e.camera, track=e.track, t=e.t).session_id is not None:
+                return _NOTHING  # a bound person seen again under their own id
+            found = pair_lost_and_found(tx, camera=e.camera)
+            if found is None:
+                return _NOTHING
+            return self._settle_track_reviews(tx, found, now, note="the person the tracker lost, found again")
         if e.kind == "exited" and kind == "exit":
             track = track_left(tx, camera=e.camera, track=e.track, zone=e.zone, t=e.t)
             if track is None or track.session_id is None:

@@ -11,6 +11,12 @@
   kept in the database so a restart loses nothing). A track with no session waiting is anonymous.
 - `adopt_early_tracks` is the same rule run the other way, for a code read that reaches the
   runtime after the tracks it let in (two camera nodes, two clocks of delivery).
+- `pair_lost_and_found`: the tracker loses people (behind another shopper, missed detections) and
+  finds them again under a new id, in the middle of the floor (`track_lost`, `track_appeared`). When
+  exactly one bound person of a camera is lost and exactly one unbound person appeared there close
+  to that time, they are the same: the found track takes the lost one's session, and the lost one
+  counts as gone (`left_zone` "lost"), so the session's exit is seen. With several candidates
+  nothing is guessed: what the found person does goes to review as anyone unbound's does.
 
 Functions here work inside the caller's transaction and never commit.
 """
@@ -36,9 +42,17 @@ __all__ = [
     "bound_tracks",
     "check_entry",
     "everyone_left",
+    "pair_lost_and_found",
     "sessions_inside",
+    "track_appeared",
     "track_left",
+    "track_lost",
 ]
+
+# A person found again this long before (a box splitting from another shopper's, while the lost
+# track still coasts) or after (hidden, then seen again) the loss of a bound person is a candidate.
+FOUND_BEFORE_LOSS_S = 3.0
+FOUND_AFTER_LOSS_S = 10.0
 
 # SPEC section 7's names and HTTP answers for a refused code.
 _REASON = {
@@ -151,7 +165,7 @@ def bind_track(tx: Session, *, camera: str, track: int, zone: str, t: float, win
         tx.add(row)
     else:
         # The tracker's ids restart with the node's process: this is another person now.
-        row.zone, row.entered_t, row.left_t, row.left_zone, row.session_id = zone, t, None, None, None
+        row.zone, row.entered_t, row.left_t, row.left_zone, row.session_id, row.lost_t = zone, t, None, None, None, None
     waiting = _waiting(tx, zone, t, window_s)
     row.session_id = waiting.id if waiting is not None else None
     tx.flush()
@@ -185,6 +199,56 @@ def track_left(tx: Session, *, camera: str, track: int, zone: str, t: float) -> 
     row.left_t, row.left_zone = t, zone
     tx.flush()
     return row
+
+
+def track_lost(tx: Session, *, camera: str, track: int, t: float) -> TrackRow | None:
+    """Track `track` of `camera` vanished mid-floor at `t`; None if it never came in or has left."""
+    row = tx.scalars(select(TrackRow).where(TrackRow.camera == camera, TrackRow.track == track)).first()
+    if row is None or row.left_t is not None:
+        return None
+    row.lost_t = t
+    tx.flush()
+    return row
+
+
+def track_appeared(tx: Session, *, camera: str, track: int, t: float) -> TrackRow:
+    """Record track `track` of `camera`, first seen mid-floor at `t`, unbound; a bound track that
+    appears again under its own id (the tracker kept it) is simply no longer lost."""
+    row = tx.scalars(select(TrackRow).where(TrackRow.camera == camera, TrackRow.track == track)).first()
+    if row is not None and row.session_id is not None and row.left_t is None:
+        row.lost_t = None
+    elif row is None:
+        row = TrackRow(camera=camera, track=track, zone="", entered_t=t)
+        tx.add(row)
+    else:  # the tracker's ids restart with the node's process: another person
+        row.zone, row.entered_t, row.left_t, row.left_zone, row.session_id, row.lost_t = "", t, None, None, None, None
+    tx.flush()
+    return row
+
+
+def pair_lost_and_found(tx: Session, *, camera: str) -> TrackRow | None:
+    """The found track bound to the session of the person lost on `camera`, when exactly one such
+    pair is close in time (see the module's docstring); None otherwise."""
+    lost = tx.scalars(
+        select(TrackRow).join(SessionRow, SessionRow.id == TrackRow.session_id)
+        .where(TrackRow.camera == camera, TrackRow.lost_t.is_not(None), TrackRow.left_t.is_(None),
+               SessionRow.state == "open")
+    ).all()
+    if not lost:
+        return None
+    found = tx.scalars(
+        select(TrackRow).where(TrackRow.camera == camera, TrackRow.zone == "", TrackRow.session_id.is_(None),
+                               TrackRow.left_t.is_(None), TrackRow.lost_t.is_(None))
+    ).all()
+    pairs = [(gone, again) for gone in lost for again in found
+             if gone.lost_t - FOUND_BEFORE_LOSS_S <= again.entered_t <= gone.lost_t + FOUND_AFTER_LOSS_S]
+    if len(pairs) != 1:
+        return None
+    gone, again = pairs[0]
+    again.session_id = gone.session_id
+    gone.left_t, gone.left_zone = gone.lost_t, "lost"
+    tx.flush()
+    return again
 
 
 def everyone_left(tx: Session, session: str) -> bool:

@@ -6,6 +6,10 @@ shelf camera, and the binding of the two.
   record of a refusal matters as much as an admission, and a refused code opens nothing.
 - `ZoneWatcher` (shelf camera) turns person tracks into `ZoneEvent`s: a track that first shows
   up in an entry zone has entered; a track last seen in an exit zone before it vanished has left.
+  The tracker loses people (behind another shopper, a missed detection too many) and finds them
+  again under a new id, in the middle of the floor: such a track has `appeared` (dated when it
+  was first seen), and a track that entered or appeared and then vanished elsewhere than an exit
+  zone is `lost`. The store runtime pairs the two (store_runtime/sessions.py).
 - `EntryBinder` binds each admitted code to the person tracks that come through the entry zone
   in the following seconds, `party` of them, first come first bound.
 
@@ -124,8 +128,8 @@ class ZoneEvent:
     t: float
     camera: str
     track_id: int
-    zone: str
-    kind: Literal["entered", "exited"]
+    zone: str  # "" for appeared and lost: the middle of the floor
+    kind: Literal["entered", "exited", "appeared", "lost"]
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,7 @@ class _TrackZones:
     streak_zone: str | None = None
     streak: int = 0
     entered: bool = False
+    appeared: bool = False
     last_zone: str | None = None  # the zone of the last debounced streak, cleared when the feet leave it
     zones_seen: set[str] = field(default_factory=set)
 
@@ -192,6 +197,8 @@ class ZoneWatcher:
                 state.entered = True
                 zone_in = state.last_zone if self._entry_zone(state.last_zone) else state.first_zone
                 events.append(ZoneEvent(t, self.camera, tid, zone_in, "entered"))
+            elif not state.entered and not state.appeared and t - state.first_t > self.config.entry_window_s:
+                events += self._appeared(tid, state)
         events += self._gone(t)
         return events
 
@@ -216,12 +223,20 @@ class ZoneWatcher:
             if zone is not None:
                 state.zones_seen.add(zone)
 
+    def _appeared(self, tid: int, state: _TrackZones) -> list[ZoneEvent]:
+        state.appeared = True
+        return [ZoneEvent(state.first_t, self.camera, tid, "", "appeared")]
+
     def _gone(self, t: float) -> list[ZoneEvent]:
         events = []
         for tid in [tid for tid, s in self._tracks.items() if t - s.last_t > self.config.gone_after_s]:
             state = self._tracks.pop(tid)  # pruned: a vanished track's state is never needed again
             if state.last_zone is not None and self._kinds[state.last_zone] == "exit":
+                if not state.entered and not state.appeared:  # whose exit it is must be known before it
+                    events += self._appeared(tid, state)
                 events.append(ZoneEvent(state.last_t, self.camera, tid, state.last_zone, "exited"))
+            elif (state.entered or state.appeared) and state.last_zone is None:  # not out by the door it came in
+                events.append(ZoneEvent(state.last_t, self.camera, tid, "", "lost"))
         return sorted(events, key=lambda e: (e.t, e.track_id))
 
     def __len__(self) -> int:

@@ -94,6 +94,9 @@ class TrackerConfig:
     high_threshold: float = 0.5  # detections at least this confident go to the first stage
     low_threshold: float = 0.1  # below this a detection is ignored; in between: second stage only
     new_track_threshold: float = 0.6  # an unmatched detection at least this confident starts a track
+    # An unmatched detection overlapping one matched to a track this much (IoU) is a second box on the
+    # same object, which the detector's NMS (IoU 0.7) let through, not a new one: it starts no track.
+    duplicate_iou: float = 0.5
     n_init: int = 3  # hits before a track is confirmed (and output)
     max_age: int = 30  # frames without a match before a track is removed
     fps: float = 15.0  # converts the gap between two update times into frames
@@ -113,6 +116,7 @@ class TrackerConfig:
         _check_range("high_threshold", self.high_threshold, 0.0, 1.0)
         _check_range("low_threshold", self.low_threshold, 0.0, self.high_threshold, "high_threshold")
         _check_range("new_track_threshold", self.new_track_threshold, 0.0, 1.0)
+        _check_range("duplicate_iou", self.duplicate_iou, 0.0, 1.0)
         for name in ("n_init", "max_age", "owner_window", "owner_min_votes", "owner_switch"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -507,6 +511,10 @@ def _match_class(distance: Distance, cfg: TrackerConfig, table: _Table, boxes: n
     t3, d3 = match(tentative, strong_left, distance.gate)
     left = _without(strong_left, d3)
     born = left[dets.confidence[left] >= cfg.new_track_threshold]
+    matched = np.concatenate([d1, d2, d3])
+    if len(born) and len(matched):
+        overlap = box_iou(dets.xyxy[born].astype(np.float64), dets.xyxy[matched].astype(np.float64)).max(axis=1)
+        born = born[overlap < cfg.duplicate_iou]
     return (np.concatenate([t1, t2, t3]), np.concatenate([d1, d2, d3])), _without(tentative, t3), born
 
 

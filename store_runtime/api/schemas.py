@@ -218,7 +218,8 @@ def _event_tag(value: Any) -> str | None:
 # their kind, and OpenAPI cannot say a discriminator within a discriminator.
 EventIn = Annotated[
     Annotated[EntryReadIn, Tag("entry")] | Annotated[TrackZoneIn, Tag("entered")]
-    | Annotated[TrackZoneIn, Tag("exited")] | Annotated[ShelfActionIn, Tag("shelf")]
+    | Annotated[TrackZoneIn, Tag("exited")] | Annotated[TrackZoneIn, Tag("appeared")]
+    | Annotated[TrackZoneIn, Tag("lost")] | Annotated[ShelfActionIn, Tag("shelf")]
     | Annotated[CameraOkIn, Tag("camera.ok")] | Annotated[CameraStalledIn, Tag("camera.stalled")]
     | Annotated[CameraDisconnectedIn, Tag("camera.disconnected")]
     | Annotated[CameraRecoveredIn, Tag("camera.recovered")],

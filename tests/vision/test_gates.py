@@ -77,10 +77,13 @@ def zone_watcher(**kw) -> ZoneWatcher:
 
 @pytest.mark.parametrize("path, kinds", [
     (list(range(20, 1300, 20)), ["entered", "exited"]),     # walks in at the left, out at the right
-    (list(range(400, 1300, 20)), ["exited"]),              # appears mid-aisle: no entry through the door
+    (list(range(400, 1300, 20)), ["appeared", "exited"]),  # appears mid-aisle: no entry through the door
+    (list(range(400, 600, 20)), []),                       # ... for less than the entry window: nobody to place
+    ([500] * 40, ["appeared", "lost"]),                    # found mid-aisle, then lost there
+    (list(range(20, 700, 20)), ["entered", "lost"]),       # walks in, vanishes mid-aisle (hidden, missed)
     (list(range(20, 700, 20)) + list(range(700, 0, -20)), ["entered"]),  # goes back out the way it came
     ([100, 100], []),                                       # too brief to count (debounce)
-    ([60, 150, 200, 260, 320, 400], ["entered"]),           # seen first at the door, out of it before 3 frames
+    ([60, 150, 200, 260, 320, 400], ["entered", "lost"]),   # seen first at the door, out of it before 3 frames
 ])
 def test_zone_events_follow_the_feet(path: list[float], kinds: list[str]) -> None:
     zones = zone_watcher()
@@ -90,10 +93,17 @@ def test_zone_events_follow_the_feet(path: list[float], kinds: list[str]) -> Non
     assert len(zones) == 0  # a vanished track leaves nothing behind
 
 
+def test_an_appearance_is_dated_when_the_track_was_first_seen() -> None:
+    zones = zone_watcher()
+    events = walk(zones, 1, [500] * 40, t0=3.0)
+    assert [(e.kind, e.zone, e.t) for e in events] == [("appeared", "", 3.0)]
+
+
 def test_an_exit_is_dated_when_the_track_was_last_seen() -> None:
     zones = zone_watcher()
     walk(zones, 1, list(range(900, 1290, 30)))
-    (event,) = zones.flush()
+    appeared, event = zones.flush()  # seen first mid-aisle: where it came from is told first
+    assert (appeared.kind, appeared.t) == ("appeared", 0.0)
     assert event.kind == "exited" and event.t == pytest.approx(12 / 15)
 
 

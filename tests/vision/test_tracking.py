@@ -262,6 +262,18 @@ def test_weak_detections_never_start_tracks() -> None:
     assert all(len(t) == 0 for t in out)
 
 
+@pytest.mark.parametrize(("second", "new_track"), [
+    (box(270, 405, 200, 390), False),  # a second box on the same shopper (IoU 0.69: NMS at 0.7 let it through)
+    (box(430, 400, 150, 400), True),   # a shopper beside them (IoU 0.07): a person of their own
+])
+def test_a_second_box_on_a_tracked_person_starts_no_track(second: Row, new_track: bool) -> None:
+    shopper = box(300, 400, 150, 400)
+    frames = [dets(shopper)] * 5 + [dets(shopper, second)] * 8
+    assert {int(i) for t in run(frames) for i in t.track_id} == ({1, 2} if new_track else {1})
+    # Without the rule the second box is a person of its own, whom the shelf would charge for what the first takes.
+    assert {int(i) for t in run(frames, TrackerConfig(duplicate_iou=1.0)) for i in t.track_id} == {1, 2}
+
+
 # --- hands and their owners ---------------------------------------------------------------------
 
 A_BODY = (300.0, 150.0, 450.0, 650.0)  # two shoppers side by side, 0.34 of their height apart

@@ -70,3 +70,16 @@ def test_422_an_event_that_cannot_be_names_the_field(api: Api, changes: dict, fi
 def test_422_an_empty_or_oversized_batch(api: Api, events: list) -> None:
     r = api.client.post("/v1/events", json={"events": events}, headers=api.auth("aisle"))
     assert_error(r, 422, "invalid_request")
+
+
+def test_a_person_lost_and_found_again_keeps_their_session(api: Api) -> None:
+    session = api.enter()  # track 1
+    t = api.clock.t
+    batch = {"events": [
+        {"id": event_id("aisle", "lost", 1), "t": t + 2, "camera": "aisle", "kind": "lost", "track": 1, "zone": ""},
+        {"id": event_id("aisle", "appeared", 9), "t": t + 3, "camera": "aisle", "kind": "appeared", "track": 9,
+         "zone": ""},
+        shelf_event(9, t + 4)]}
+    r = api.client.post("/v1/events", json=batch, headers=api.auth("aisle"))
+    assert r.status_code == 200, r.text
+    assert [(line.gtin, line.qty) for line in api.runtime.session(session).lines] == [(APPLE, 1)]
