@@ -119,6 +119,7 @@ from store_runtime.payments import (
     run_charge,
     run_refund,
 )
+from store_runtime.privacy import append_audit
 from store_runtime.sessions import (
     EntryRefused,
     adopt_early_tracks,
@@ -733,7 +734,8 @@ class StoreRuntime:
           that product's quantity is set to `qty` (0 takes it off: a pick or put of the difference
           is added); reject: the outage did not concern this visit. Either way the hold ends.
         A session whose charge the review held is charged once it holds no more; a charged basket
-        that changed is settled (charged or refunded the difference).
+        that changed is settled (charged or refunded the difference). The decision's audit row (who,
+        what, the charges and refunds it ordered; `privacy.append_audit`) commits with it.
         Raises NotFound, ReviewClosed (decided already), ValueError (a decision that cannot apply).
         """
         if decision not in ("accept", "reject"):
@@ -770,10 +772,23 @@ class StoreRuntime:
             # A clip nobody consented to is deleted once the review is decided (store_runtime/clips.py).
             drop = self.clips is not None and bool(review.event_id) and clip_unneeded(tx, review.event_id)
             view = review_view(tx, review, self.clips)
+            # In the decision's own transaction: a decision is never without its audit row.
+            append_audit(tx, t=now, actor=by, op="review_decision", customer=view.customer, detail={
+                "review": view.id, "kind": view.kind, "decision": decision, "session": view.applied_session,
+                "gtin": gtin, "qty": qty, "note": note[:500], **self._ordered(tx, work)})
         if drop:
             self.clips.delete([review.event_id])
         self._run(work)
         return view
+
+    @staticmethod
+    def _ordered(tx: Session, work: _Work) -> dict[str, list[dict[str, Any]]]:
+        """The charges and refunds a decision ordered, for its audit row (their outcome, which the
+        provider gives after the commit, is on the receipt)."""
+        charges = [tx.get(ChargeRow, c) for c in work.charges]
+        refunds = [tx.get(RefundRow, r) for r in work.refunds]
+        return {"charges": [{"id": c.id, "kind": c.kind, "amount_cents": c.amount_cents} for c in charges if c],
+                "refunds": [{"id": r.id, "charge": r.charge_id, "amount_cents": r.amount_cents} for r in refunds if r]}
 
     def _accept_dispute(self, tx: Session, review: ReviewRow, *, by: str, note: str, now: float) -> None:
         """The disputed quantity comes off the basket (the settlement then refunds it)."""
@@ -824,11 +839,15 @@ class StoreRuntime:
         self._decide(review, "accepted", by=by, note=note, now=now, applied=target.id)
         return self._settle_track_reviews(tx, track, now, note=f"{by} bound the person to {target.id}")
 
-    def dispute(self, session_id: str, gtin: str, qty: int, reason: str, *, t: float | None = None) -> ReviewView:
+    def dispute(self, session_id: str, gtin: str, qty: int, reason: str, *, by: str,
+                t: float | None = None) -> ReviewView:
         """A customer contests `qty` of `gtin` on a charged receipt: a review; if a person accepts
-        it, the line is taken off and refunded. Raises NotFound, ValueError."""
+        it, the line is taken off and refunded. `by`: the person who took it down (the audit row,
+        written in the same transaction). Raises NotFound, ValueError."""
         if isinstance(qty, bool) or not isinstance(qty, int) or qty < 1:
             raise ValueError(f"qty: expected a whole number of at least 1, got {qty!r}")
+        if not isinstance(by, str) or not by:
+            raise ValueError("by: expected the name of the person taking the dispute down")
         now = self._now(t)
         with self.db.transaction() as tx:
             session = self._locked(tx, session_id)
@@ -842,7 +861,10 @@ class StoreRuntime:
             row = open_review(tx, kind="dispute", id=review_id("dispute", session.id, count), t=now, now=now,
                               reasons=[("dispute", str(reason)[:300] or "no reason given")], session=session.id,
                               gtin=gtin, qty=qty, action="put")
-            return review_view(tx, row)
+            view = review_view(tx, row)
+            append_audit(tx, t=now, actor=by, op="dispute_opened", customer=view.customer,
+                         detail={"review": view.id, "session": session.id, "gtin": gtin, "qty": qty})
+            return view
 
     # ------------------------------------------------------------------ exits and charges
 

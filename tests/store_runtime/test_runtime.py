@@ -85,7 +85,7 @@ def test_dispute_accepted_after_review_is_refunded(tmp_path: Path) -> None:
     runtime, session = inside(tmp_path, shelf(1, "pick", MILK, T0 + 5), shelf(1, "pick", JAM, T0 + 6, qty=2),
                               exited(1, T0 + 9))
     assert runtime.receipt(session).total_cents == 120 + 2 * 459
-    review = runtime.dispute(session, JAM, 1, "I took one jar, not two")
+    review = runtime.dispute(session, JAM, 1, "I took one jar, not two", by="alice")
     assert review.kind == "dispute" and review.status == "open" and review.session == session
     assert runtime.receipt(session).refunded_cents == 0  # nothing before a person has looked
     runtime.resolve_review(review.id, "accept", by="alice", note="the video shows one jar")
@@ -100,7 +100,7 @@ def test_dispute_accepted_after_review_is_refunded(tmp_path: Path) -> None:
 
 def test_dispute_rejected_refunds_nothing(tmp_path: Path) -> None:
     runtime, session = inside(tmp_path, shelf(1, "pick", MILK, T0 + 5), exited(1, T0 + 9))
-    runtime.resolve_review(runtime.dispute(session, MILK, 1, "never took it").id, "reject", by="alice")
+    runtime.resolve_review(runtime.dispute(session, MILK, 1, "never took it", by="alice").id, "reject", by="alice")
     assert runtime.provider.balance("c-0001") == 120 and runtime.receipt(session).refunded_cents == 0
 
 
@@ -111,15 +111,15 @@ def test_dispute_rejected_refunds_nothing(tmp_path: Path) -> None:
 def test_dispute_must_match_the_receipt(tmp_path: Path, gtin: str, qty: int, why: str) -> None:
     runtime, session = inside(tmp_path, shelf(1, "pick", MILK, T0 + 5), exited(1, T0 + 9))
     with pytest.raises(ValueError):
-        runtime.dispute(session, gtin, qty, why)
+        runtime.dispute(session, gtin, qty, why, by="alice")
     with pytest.raises(NotFound):
-        runtime.dispute("s_nobody", MILK, 1, "no such session")
+        runtime.dispute("s_nobody", MILK, 1, "no such session", by="alice")
 
 
 def test_dispute_needs_a_charged_receipt(tmp_path: Path) -> None:
     runtime, session = inside(tmp_path, shelf(1, "pick", MILK, T0 + 5))
     with pytest.raises(ValueError, match="open"):
-        runtime.dispute(session, MILK, 1, "still inside")
+        runtime.dispute(session, MILK, 1, "still inside", by="alice")
 
 
 def test_late_decision_on_a_charged_basket_charges_the_difference(tmp_path: Path) -> None:

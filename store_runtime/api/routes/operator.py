@@ -27,9 +27,11 @@ bearer credentials only). The pages change things (review decisions, disputes, e
 every form carries a per-login CSRF token that the server checks against the cookie
 (`console/auth.py`); a POST without it is refused (403).
 
-Every action — login, logout, review decisions (with the refunds they made), disputes, and the
-privacy requests — appends a row to the hash-chained audit log (`store_runtime/privacy.py`) under
-the operator's credential name.
+Every action — login, logout, review decisions (with the charges and refunds they ordered),
+disputes, and the privacy requests — appends a row to the hash-chained audit log
+(`store_runtime/privacy.py`) under the operator's credential name. Decisions and disputes are
+audited by the runtime in the transaction that makes them (the /v1 API's alike); the privacy office
+does the same for its requests; login and logout write their own row.
 
 Pages read bounded queries only (the newest 50 of a table, counts by SQL): a page open all day
 costs the same on the store's first hour as on its thousandth. The live page reads its panel again
@@ -316,14 +318,6 @@ def decide(review: str, request: Request, runtime: RuntimeDep, operator: ActionD
     except ValueError as e:
         return _reviews(request, runtime, operator, error=str(e), status=422)
     request.app.state.metrics.decisions.labels(view.kind, body.decision).inc()
-    refunds = []
-    if view.applied_session and view.kind == "dispute":
-        receipt = runtime.receipt(view.applied_session)
-        refunds = [{"id": r.id, "amount_cents": r.amount_cents, "state": r.state}
-                   for r in (receipt.refunds if receipt else ()) if r.review == view.id]
-    audit(runtime, operator.name, "review_decision",
-          {"review": view.id, "kind": view.kind, "decision": body.decision, "session": view.applied_session,
-           "gtin": body.gtin, "qty": body.qty, "note": body.note, "refunds": refunds}, customer=view.customer)
     return _after("/reviews", done=body.decision, id=view.id)
 
 
@@ -365,14 +359,12 @@ def open_dispute(request: Request, runtime: RuntimeDep, operator: ActionDep, for
     except ValidationError as e:
         return _receipts(request, runtime, operator, "", error=f"dispute: {_first_error(e)}", status=422)
     try:
-        view = runtime.dispute(body.session, body.gtin, body.qty, body.reason)
+        view = runtime.dispute(body.session, body.gtin, body.qty, body.reason, by=operator.name)
     except NotFound as e:
         return _receipts(request, runtime, operator, "", error=str(e), status=404)
     except ValueError as e:
         return _receipts(request, runtime, operator, "", error=str(e), status=422)
     request.app.state.metrics.disputes.inc()
-    audit(runtime, operator.name, "dispute_opened", {"review": view.id, "session": body.session, "gtin": body.gtin,
-                                                     "qty": body.qty}, customer=view.customer)
     return _after("/receipts", done="dispute", id=view.id)
 
 

@@ -1,4 +1,8 @@
-"""The operators' side: the review queue, decisions on it, and customers' disputes."""
+"""The operators' side: the review queue, decisions on it, and customers' disputes.
+
+Decisions and disputes are in the hash-chained audit log under the operator's credential name: the
+runtime writes the row in the transaction of the change (`StoreRuntime.resolve_review`, `dispute`),
+so this API and the console record them alike."""
 
 from __future__ import annotations
 
@@ -51,11 +55,12 @@ def decide(review: str, body: ResolveIn, operator: OperatorDep, runtime: Runtime
     404: {"model": ErrorOut, "description": "no such session"},
     422: {"model": ErrorOut, "description": "not a charged receipt, or more disputed than it holds"},
 })
-def open_dispute(body: DisputeIn, _operator: OperatorDep, runtime: RuntimeDep, metrics: MetricsDep) -> ReviewOut:
+def open_dispute(body: DisputeIn, operator: OperatorDep, runtime: RuntimeDep, metrics: MetricsDep) -> ReviewOut:
     """A customer contests `qty` of `gtin` on a charged receipt: a review, which an operator
-    accepts (the line is taken off and refunded) or rejects."""
+    accepts (the line is taken off and refunded) or rejects. The operator's credential name is
+    recorded as who took it down."""
     try:
-        view = runtime.dispute(body.session, body.gtin, body.qty, body.reason)
+        view = runtime.dispute(body.session, body.gtin, body.qty, body.reason, by=operator.name)
     except NotFound as e:
         raise ApiError(404, "unknown_session", str(e)) from None
     except ValueError as e:

@@ -9,12 +9,15 @@ import re
 
 import numpy as np
 import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from api.api_fakes import APPLE, OAT_MILK, Api, assert_error
 from store_runtime.api.console import pages
 from store_runtime.api.console.html import Page, login_document
 from store_runtime.api.routes.operator import COOKIE, csrf_of_cookie
 from store_runtime.baskets import Line, ReviewView
+from store_runtime.db import PrivacyAuditRow
 from store_runtime.privacy import PrivacyOffice, recent_audit
 from store_runtime.runtime import EntryView, ReceiptView, SessionEventView, SessionView
 
@@ -150,6 +153,61 @@ def test_review_decisions_and_disputes_from_the_page_are_audited_under_the_opera
         last = tx.scalars(select(PrivacyAuditRow).order_by(PrivacyAuditRow.seq.desc())).first()
         assert last.detail["refunds"][0]["amount_cents"] == 359 and last.customer == "c-0001"
     assert PrivacyOffice(api.runtime).verify_audit().ok
+
+
+def audit_rows(api: Api) -> list[PrivacyAuditRow]:
+    with api.runtime.db.transaction() as tx:
+        rows = list(tx.scalars(select(PrivacyAuditRow).order_by(PrivacyAuditRow.seq)))
+        tx.expunge_all()
+        return rows
+
+
+def test_decisions_and_disputes_through_the_bearer_api_are_audited_too(api: Api) -> None:
+    session = api.enter("c-0001")
+    api.pick(session, OAT_MILK, confidence=0.2)
+    api.exit(session)
+    auth = api.auth("alice")
+    review = api.runtime.reviews()[0].id
+    r = api.client.post(f"/v1/reviews/{review}/decision", json={"decision": "accept", "qty": 2, "note": "two"},
+                        headers=auth)
+    assert r.status_code == 200
+    r = api.client.post("/v1/disputes", json={"session": session, "gtin": OAT_MILK, "qty": 1, "reason": "one"},
+                        headers=auth)
+    assert r.status_code == 201
+    dispute = r.json()["id"]
+    assert api.client.post(f"/v1/reviews/{dispute}/decision", json={"decision": "accept"},
+                           headers=auth).status_code == 200
+    rows = [row for row in audit_rows(api) if row.actor == "alice"]
+    assert [(row.op, row.customer) for row in rows] == [("review_decision", "c-0001"), ("dispute_opened", "c-0001"),
+                                                        ("review_decision", "c-0001")]
+    decided, opened, refunded = (row.detail for row in rows)
+    [charge] = api.runtime.receipt(session).charges  # the shelf decision let the held exit be charged
+    assert (decided["review"], decided["decision"], decided["qty"], decided["note"]) == (review, "accept", 2, "two")
+    assert decided["charges"] == [{"id": charge.id, "kind": "exit", "amount_cents": 2 * 359}]
+    assert opened == {"review": dispute, "session": session, "gtin": OAT_MILK, "qty": 1}
+    [refund] = api.runtime.receipt(session).refunds
+    assert refunded["kind"] == "dispute" and refunded["session"] == session
+    assert refunded["refunds"] == [{"id": refund.id, "charge": charge.id, "amount_cents": 359}]
+    assert PrivacyOffice(api.runtime).verify_audit().ok
+
+
+def test_a_decision_whose_audit_row_cannot_be_written_is_not_made(api: Api) -> None:
+    charged = api.enter("c-0001")
+    api.pick(charged, APPLE)
+    api.exit(charged)
+    held = api.enter("c-0002")
+    api.pick(held, OAT_MILK, confidence=0.2)
+    api.exit(held)
+    review = api.runtime.reviews()[0].id
+    before = [api.runtime.receipt(charged), api.runtime.receipt(held)]
+    with api.runtime.db.transaction() as tx:  # the audit log cannot take a row: the change must not stand alone
+        tx.execute(text("ALTER TABLE privacy_audit RENAME TO privacy_audit_away"))
+    with pytest.raises(OperationalError):
+        api.runtime.resolve_review(review, "accept", by="alice")
+    with pytest.raises(OperationalError):
+        api.runtime.dispute(charged, APPLE, 1, "never took it", by="alice")
+    assert [api.runtime.receipt(charged), api.runtime.receipt(held)] == before
+    assert [(v.kind, v.status) for v in api.runtime.reviews(open_only=False)] == [("shelf", "open")]
 
 
 def test_the_pages_show_baskets_reviews_receipts_and_entries(api: Api) -> None:
