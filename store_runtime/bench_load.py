@@ -40,9 +40,7 @@ import http.client
 import json
 import math
 import os
-import pwd
 import queue
-import shutil
 import signal
 import subprocess
 import sys
@@ -82,7 +80,6 @@ REQUEST_TIMEOUT_S = 60.0
 IDLE_REOPEN_S = 4.0
 WALK_IN_BATCH = 200  # events a POST: well under the API's 500 and its 64 KiB body limit
 MAX_SERVERS = 8
-PG_BIN_GLOB = "lib/postgresql/*/bin"
 
 
 class BenchError(RuntimeError):
@@ -197,86 +194,25 @@ def _serve_trivial(port: int) -> None:
 # PostgreSQL for the bench: a throwaway server, or a schema of its own on a given one
 
 
-def _pg_bin() -> Path:
-    """The newest installed PostgreSQL's bin folder (Debian: /usr/lib/postgresql/<major>/bin)."""
-    found = [p for p in Path("/usr").glob(PG_BIN_GLOB) if (p / "initdb").is_file() and (p / "postgres").is_file()]
-    if not found:
-        raise BenchError("--start-postgres: no PostgreSQL server binaries in /usr/lib/postgresql/*/bin "
-                         "(apt-get install postgresql), or give --db postgresql://... of a server you run")
-    return max(found, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
-
-
-def _pg_owner() -> pwd.struct_passwd | None:
-    """Whom the cluster belongs to: None (this user) unless we are root, whom PostgreSQL refuses."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "nobody"):
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            continue
-    raise BenchError("--start-postgres: running as root and there is neither a postgres nor a nobody user "
-                     "to run PostgreSQL as")
-
-
 @contextmanager
 def throwaway_postgres(log: Callable[[str], None] = lambda _line: None) -> Iterator[str]:
-    """A PostgreSQL server for the length of the block: initdb in a new temporary folder, the
-    server on 127.0.0.1 at a free port, its `postgres` database's URL yielded; stopped (fast
-    shutdown) and its folder removed afterwards. Unlike the tests' server it keeps fsync and
-    synchronous commits on: the bench measures what a store would run. As root, the cluster
-    belongs to the `postgres` user and the server runs as that user (PostgreSQL refuses root)."""
-    import psycopg
+    """A PostgreSQL server for the length of the block (store_runtime.pg_local: a cluster in a
+    temporary folder, on 127.0.0.1 at a free port), its `postgres` database's URL yielded; stopped
+    and its folder removed afterwards. Unlike the tests' server it keeps fsync and synchronous
+    commits on (`durable=True`): the bench measures what a store would run."""
+    from store_runtime.pg_local import PgStartError, PgUnavailable, start_local_pg
 
-    bin_dir, owner = _pg_bin(), _pg_owner()
-    as_owner: dict[str, Any] = {} if owner is None else {"user": owner.pw_uid, "group": owner.pw_gid,
-                                                         "extra_groups": []}
-    folder = Path(tempfile.mkdtemp(prefix="walkout-bench-pg-"))
-    process: subprocess.Popen | None = None
     try:
-        if owner is not None:
-            os.chown(folder, owner.pw_uid, owner.pw_gid)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
-        done = subprocess.run([str(bin_dir / "initdb"), "-D", str(folder / "data"), "-U", "postgres", "--auth=trust",
-                               "-E", "UTF8", "--locale=C", "--no-sync"],
-                              cwd=folder, env=env, capture_output=True, text=True, timeout=120, check=False,
-                              **as_owner)
-        if done.returncode != 0:
-            raise BenchError(f"--start-postgres: initdb failed ({done.returncode}): "
-                             f"{(done.stderr or done.stdout)[-2000:]}")
-        port = free_port()
-        log_path = folder / "postgres.log"
-        with log_path.open("w") as out:
-            if owner is not None:
-                os.chown(log_path, owner.pw_uid, owner.pw_gid)
-            process = subprocess.Popen(
-                [str(bin_dir / "postgres"), "-D", str(folder / "data"), "-p", str(port),
-                 "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200"],
-                cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **as_owner)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                raise BenchError(f"--start-postgres: postgres exited with {process.returncode}:\n{_tail(log_path)}")
-            try:
-                psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
-                                connect_timeout=2).close()
-                break
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise BenchError(f"--start-postgres: nothing answered on 127.0.0.1:{port} within "
-                                     f"{START_TIMEOUT_S:g} s:\n{_tail(log_path)}") from None
-                time.sleep(0.1)
-        log(f"PostgreSQL {bin_dir.parent.name} on 127.0.0.1:{port} in {folder}")
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        server = start_local_pg(durable=True)
+    except PgUnavailable as exc:
+        raise BenchError(f"--start-postgres: {exc}, or give --db postgresql://... of a server you run") from None
+    except PgStartError as exc:
+        raise BenchError(f"--start-postgres: {exc}") from None
+    try:
+        log(f"PostgreSQL {server.version} on 127.0.0.1:{server.port} in {server.folder}")
+        yield server.url
     finally:
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGINT)  # fast shutdown: open connections are cut
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        shutil.rmtree(folder, ignore_errors=True)
+        server.stop()
 
 
 @contextmanager

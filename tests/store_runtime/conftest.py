@@ -1,8 +1,10 @@
-"""Fixtures of the store runtime's tests that need a real PostgreSQL (pg_server.py).
+"""Fixtures of the store runtime's tests that need a real PostgreSQL.
 
 `postgres_server` is one server for the whole run: WALKOUT_TEST_POSTGRES_URL's when it is set,
-else one started in a temporary folder; tests that need it are skipped, saying why, when
-psycopg or the server binaries are missing. `postgres_url` is a fresh schema on it per test.
+else one started in a temporary folder (store_runtime.pg_local) with durability off (fsync,
+synchronous commits): the cluster is thrown away, and what is tested is locking and
+transactions, which do not depend on it. Tests that need it are skipped, saying why, when psycopg
+or the server binaries are missing. `postgres_url` is a fresh schema on it per test.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from pg_server import PgUnavailable, start_pg_server
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from store_runtime.pg_local import PgUnavailable, start_local_pg
 
 
 @pytest.fixture(scope="session")
@@ -26,9 +29,9 @@ def postgres_server() -> Iterator[str]:
         yield make_url(given).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
         return
     try:
-        server = start_pg_server()
+        server = start_local_pg(durable=False)
     except PgUnavailable as e:
-        pytest.skip(str(e))
+        pytest.skip(f"{e}, or set WALKOUT_TEST_POSTGRES_URL")
     try:
         yield server.url
     finally:

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from store_runtime.bench_load import BenchError, LoadResult, Phase, _pg_bin, own_schema
+from store_runtime.bench_load import BenchError, LoadResult, Phase, own_schema
 from store_runtime.cli import main
+from store_runtime.pg_local import PgUnavailable, find_bin
 
 
 def test_bench_load_prints_every_figure_and_charges_every_exit(capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,8 +75,8 @@ def test_bench_load_on_a_postgres_url_with_two_servers_sharing_it(postgres_serve
 
 def test_bench_load_starts_a_throwaway_postgres_and_removes_it(capsys: pytest.CaptureFixture[str]) -> None:
     try:
-        _pg_bin()
-    except BenchError as exc:
+        find_bin()
+    except PgUnavailable as exc:
         pytest.skip(str(exc))
     assert main(["bench", "load", "--requests", "4", "--concurrency", "2", "--start-postgres", "--json"]) == 0
     captured = capsys.readouterr()
