@@ -11,15 +11,15 @@ product at a slot that never held it, or date an entry a year ahead, and the run
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 from api.api_fakes import serve
+from hostile_nats import nats_drill, wait_for
 from hostile_records import changed, snapshot
 from pydantic import ValidationError
-from store_fakes import BREAD, JAM, MILK, T0, Clock, code, entered, entry_read, inside, open_runtime, shelf
-from test_hostile_events import wait_for, zone
+from store_fakes import BREAD, JAM, MILK, T0, Clock, code, entered, entry_read, inside, shelf
+from test_hostile_events import zone
 
 from store_runtime.events import ShelfAction, event_id
 from store_runtime.runtime import DAY_S, InvalidEvent, RuntimeSettings
@@ -102,38 +102,18 @@ def test_over_http_each_rule_is_a_422_naming_the_event_and_records_nothing(tmp_p
         assert r.status_code == 200, r.text
 
 
-NATS_SERVER = shutil.which("nats-server")
-
-
-@pytest.mark.skipif(NATS_SERVER is None, reason="nats-server is not installed (apt-get install nats-server)")
 def test_over_nats_the_refused_are_terminated_and_the_day_goes_on(tmp_path: Path) -> None:
-    pytest.importorskip("nats", reason="needs nats-py (pip install -e '.[dev]')")
-    from nats_server import NatsServer
-
-    from store_runtime.bus.nats import NatsBus, NatsConsumer, NatsSettings
-    from store_runtime.bus.outbox import Outbox
-
-    broker = NatsServer(tmp_path / "nats", NATS_SERVER).start()
-    runtime = open_runtime(tmp_path, clock=Clock())
-    settings = NatsSettings(url=broker.url, store_id="test-store-01", reconnect_wait_s=0.2, max_backoff_s=0.5,
-                            ack_wait_s=1.0)
-    consumer = NatsConsumer(settings, runtime).start()
-    try:
-        bus = NatsBus(settings, Outbox(tmp_path / "outbox.db"))
+    with nats_drill(tmp_path) as drill:
         # What a broken node's outbox holds: the good and the impossible, in order.
         day = [entry_read(code(), T0 + 1), entered(1, T0 + 3), shelf(1, "pick", BREAD, T0 + 5, slot="A2"),
                pick(id="9" * 24, slot="Z9"), zone(id="8" * 24, t=T0 + 3600), shelf(1, "pick", MILK, T0 + 7)]
         for event in day:
-            bus.publish(event)
-        wait_for(lambda: consumer.stats().malformed == 2 and len(runtime.basket_events()) == 2)
-        bus.close()
-        assert consumer.stats().failed == 0
-        [receipt] = runtime.receipts()
+            drill.bus.publish(event)
+        wait_for(lambda: drill.consumer.stats().malformed == 2 and len(drill.runtime.basket_events()) == 2)
+        drill.bus.close()
+        assert drill.consumer.stats().failed == 0
+        [receipt] = drill.runtime.receipts()
         assert sorted(line.gtin for line in receipt.lines) == sorted([BREAD, MILK])
-    finally:
-        consumer.stop()
-        runtime.db.close()
-        broker.stop()
 
 
 def test_events_keep_their_evidence_on_the_wire() -> None:

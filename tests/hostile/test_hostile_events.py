@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 from pathlib import Path
 
 import pytest
+from hostile_nats import STORE_ID, nats_drill, wait_for
 from hostile_records import changed, snapshot
-from store_fakes import BREAD, T0, Clock, code, entered, entry_read, inside, open_runtime
+from store_fakes import BREAD, T0, code, entered, entry_read, inside
 
 from store_runtime.events import EntryRead, ShelfAction, TrackZone
 from store_runtime.runtime import InvalidEvent
@@ -88,39 +88,28 @@ def test_unknown_products_and_forged_admissions_change_no_basket(tmp_path: Path)
 
 # --------------------------------------------------------------------------------------------- NATS
 
-NATS_SERVER = shutil.which("nats-server")
 
-
-@pytest.mark.skipif(NATS_SERVER is None, reason="nats-server is not installed (apt-get install nats-server)")
 def test_over_nats_refused_events_are_terminated_once_and_the_good_ones_applied(tmp_path: Path) -> None:
-    pytest.importorskip("nats", reason="needs nats-py (pip install -e '.[dev]')")
-    import nats
-    from nats_server import NatsServer
+    with nats_drill(tmp_path) as drill:
+        import nats
 
-    from store_runtime.bus.nats import NatsBus, NatsConsumer, NatsSettings, camera_subject, stream_name
-    from store_runtime.bus.outbox import Outbox
+        from store_runtime.bus.nats import camera_subject, stream_name
 
-    broker = NatsServer(tmp_path / "nats", NATS_SERVER).start()
-    runtime = open_runtime(tmp_path, clock=Clock())
-    settings = NatsSettings(url=broker.url, store_id="test-store-01", reconnect_wait_s=0.2, max_backoff_s=0.5,
-                            ack_wait_s=1.0)
-    consumer = NatsConsumer(settings, runtime).start()
-    try:
-        bus = NatsBus(settings, Outbox(tmp_path / "outbox.db"))
+        bus, consumer, runtime = drill.bus, drill.consumer, drill.runtime
         first = entered(1, T0 + 1)
         bus.publish(first)  # makes the stream and consumer exist
         wait_for(lambda: consumer.stats().applied == 1)
-        aisle = camera_subject("test-store-01", "aisle")
+        aisle = camera_subject(STORE_ID, "aisle")
         raw = json.loads(zone().to_json())
         hostile = [
             (aisle, {**raw, "t": "NaN"}),  # pydantic's JSON takes NaN; no database column does
             (aisle, {**raw, "id": "1" * 24, "track": 10**26}),
-            (camera_subject("test-store-01", "ghost"), {**raw, "id": "2" * 24, "camera": "ghost"}),
+            (camera_subject(STORE_ID, "ghost"), {**raw, "id": "2" * 24, "camera": "ghost"}),
             (aisle, {**json.loads(first.to_json()), "t": T0 + 9}),  # first's id, another time
         ]
 
         async def send() -> None:
-            nc = await nats.connect(broker.url)
+            nc = await nats.connect(drill.url)
             try:
                 js = nc.jetstream()
                 for subject, body in hostile:
@@ -137,9 +126,9 @@ def test_over_nats_refused_events_are_terminated_once_and_the_good_ones_applied(
         time.sleep(1.5)  # past ack_wait: anything left unacknowledged would come back
 
         async def info() -> object:
-            nc = await nats.connect(broker.url)
+            nc = await nats.connect(drill.url)
             try:
-                return await nc.jetstream().consumer_info(stream_name("test-store-01"), "walkout-runtime")
+                return await nc.jetstream().consumer_info(stream_name(STORE_ID), "walkout-runtime")
             finally:
                 await nc.close()
 
@@ -148,15 +137,3 @@ def test_over_nats_refused_events_are_terminated_once_and_the_good_ones_applied(
         assert consumer.stats().failed == 0 and consumer.stats().malformed == len(hostile)
         assert sorted(r.event["track"] for r in runtime.reviews()) == [1, 2]  # two anonymous people, no more
         assert {r.event["camera"] for r in runtime.reviews()} == {"aisle"}
-    finally:
-        consumer.stop()
-        runtime.db.close()
-        broker.stop()
-
-
-def wait_for(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
-
