@@ -24,6 +24,7 @@ from store_runtime.api.console.html import (
 from store_runtime.api.console.timeline import timeline_svg
 from store_runtime.baskets import ReviewView
 from store_runtime.clips import console_clip_url
+from store_runtime.outages import OUTAGE_REVIEW
 from store_runtime.runtime import EntryView, ReceiptView, SessionEventView, SessionView
 
 __all__ = ["CameraData", "Choice", "LiveData", "audit_check", "cameras_page", "erase_confirm_page",
@@ -133,8 +134,28 @@ def _shopper_options(review: ReviewView, choices: Sequence[Choice]) -> list[tupl
     return [(s, f"{known[s].customer} · {s} ({known[s].where})" if s in known else s) for s in seen]
 
 
-def _event_text(page: Page, review: ReviewView) -> str:
+# What a blind camera may have missed of a visit (outages.py's `affects`), in words.
+_MISSED = {"shelf": "picks and puts at its shelves", "entry": "the shopper's entry", "exit": "the shopper's exit"}
+
+
+def _outage_text(review: ReviewView, flag: Mapping[str, Any] | None) -> str:
+    """A camera_outage review: the camera, its window and what it may have missed (from the session's
+    flag; without one, the camera and the outage's start, which is the review's time)."""
+    camera = review.event.get("camera")
+    if flag is None:
+        return f"camera <b>{e(camera)}</b> could not see from <b>{e(clock(review.t))}</b>"
+    start, end = flag.get("start_t"), flag.get("end_t")
+    window = (f"from <b>{e(clock(start))}</b>, still going" if end is None else
+              f"<b>{e(clock(start))}–{e(clock(end))}</b> ({float(end) - float(start):.1f} s)")
+    missed = ", ".join(_MISSED.get(str(a), str(a)) for a in flag.get("affects") or ()) or "nothing it watches"
+    return (f"camera <b>{e(flag.get('camera', camera))}</b> was <b>{e(flag.get('kind'))}</b> {window} while this "
+            f'shopper was inside <span class="muted">(it may have missed: {e(missed)})</span>')
+
+
+def _event_text(page: Page, review: ReviewView, outages: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     ev = review.event
+    if review.kind == OUTAGE_REVIEW:
+        return _outage_text(review, (outages or {}).get(review.id))
     if not ev.get("action"):
         return f"a person (track {e(ev.get('track'))}) on camera {e(ev.get('camera'))}"
     confidence = ev.get("confidence")
@@ -160,6 +181,19 @@ def _review_actions(page: Page, review: ReviewView, choices: Sequence[Choice]) -
         return (post_button(page, action, "Accept: take it off and refund", fields={"decision": "accept"},
                             cls="primary")
                 + post_button(page, action, "Reject the dispute", fields={"decision": "reject"}))
+    products = sorted(page.names.items(), key=lambda item: item[1])
+    if review.kind == OUTAGE_REVIEW:
+        # The visit is the review's own (the runtime refuses another session); a product's quantity
+        # may be set to 0: the camera may have missed it being put back.
+        correct = (f'<form method="post" action="{e(action)}" class="change">{csrf_field(page)}'
+                   f'<input type="hidden" name="decision" value="accept">'
+                   f"{_select('gtin', [(g, n) for g, n in products], None, label='product')}"
+                   f'<label>the basket holds <input name="qty" type="number" min="0" max="99" required></label>'
+                   f"{note}<button type=\"submit\">Set this product's quantity</button></form>")
+        return (post_button(page, action, "Accept the basket as the cameras saw it", fields={"decision": "accept"},
+                            cls="primary")
+                + post_button(page, action, "Reject: the outage did not concern this visit",
+                              fields={"decision": "reject"}) + correct)
     shoppers = _shopper_options(review, choices)
     if review.kind == "anonymous":
         assign = (f'<form method="post" action="{e(action)}" class="change">{csrf_field(page)}'
@@ -171,7 +205,6 @@ def _review_actions(page: Page, review: ReviewView, choices: Sequence[Choice]) -
     ev = review.event
     confirm = (post_button(page, action, "Confirm", fields={"decision": "accept"}, cls="primary")
                if review.session else "")
-    products = sorted(page.names.items(), key=lambda item: item[1])
     change = (f'<form method="post" action="{e(action)}" class="change">{csrf_field(page)}'
               f'<input type="hidden" name="decision" value="accept">'
               f"{_select('gtin', [(g, n) for g, n in products], ev.get('gtin'), label='product')}"
@@ -182,10 +215,12 @@ def _review_actions(page: Page, review: ReviewView, choices: Sequence[Choice]) -
     return confirm + discard + change
 
 
-_KIND = {"shelf": "Uncertain shelf event", "anonymous": "Person without a code", "dispute": "Dispute"}
+_KIND = {"shelf": "Uncertain shelf event", "anonymous": "Person without a code", "dispute": "Dispute",
+         OUTAGE_REVIEW: "Camera outage during a visit"}
 
 
-def _review_card(page: Page, review: ReviewView, choices: Sequence[Choice]) -> str:
+def _review_card(page: Page, review: ReviewView, choices: Sequence[Choice],
+                 outages: Mapping[str, Mapping[str, Any]]) -> str:
     believed = (f"{e(review.customer)} · {_session_link(page, review.session)}" if review.session
                 else '<span class="muted">nobody could be told</span>')
     reasons = "".join(f"<li>{e(r)}</li>" for r in review.reasons)
@@ -193,14 +228,18 @@ def _review_card(page: Page, review: ReviewView, choices: Sequence[Choice]) -> s
             f"<h3>{e(_KIND.get(review.kind, review.kind))} · {e(clock(review.t))} "
             f'<code class="muted">{e(review.id)}</code></h3>'
             f'<div class="cols"><dl><dt>the system believed</dt><dd>{believed}</dd>'
-            f"<dt>what was seen</dt><dd>{_event_text(page, review)}</dd>"
+            f"<dt>{'what happened' if review.kind == OUTAGE_REVIEW else 'what was seen'}</dt>"
+            f"<dd>{_event_text(page, review, outages)}</dd>"
             f"<dt>why a person is asked</dt><dd><ul>{reasons}</ul></dd></dl>{_clip(review)}</div>"
             f'<div class="actions">{_review_actions(page, review, choices)}</div></article>')
 
 
 def reviews_page(page: Page, reviews: Sequence[ReviewView], choices: Sequence[Choice], *,
-                 flash: str | None = None, error: str | None = None) -> str:
-    cards = "".join(_review_card(page, r, choices) for r in reviews[:SHOWN])
+                 outages: Mapping[str, Mapping[str, Any]] | None = None, flash: str | None = None,
+                 error: str | None = None) -> str:
+    """The open reviews as cards; `outages`: camera_outage review id -> its session's outage flag
+    (`SessionView.camera_outages`), for the camera's window and what it may have missed."""
+    cards = "".join(_review_card(page, r, choices, outages or {}) for r in reviews[:SHOWN])
     more = (f'<p class="muted">The oldest {len(reviews)} of {page.open_reviews} open reviews; the next show once '
             f"these are decided.</p>" if page.open_reviews > len(reviews) else "")
     body = more + (cards or '<p class="empty">Nothing waits for a person.</p>')
@@ -280,8 +319,9 @@ def session_page(page: Page, view: SessionView, receipt: ReceiptView | None, eve
              money(ev.unit_cents, cur), e(ev.slot or ""), e(ev.camera or ""),
              "" if ev.confidence is None else e(f"{ev.confidence:.2f}"), e(_SOURCE.get(ev.source, ev.source)))
             for i, ev in enumerate(events, 1)]
-    review_rows = [(e(clock(r.t)), e(r.kind), _event_text(page, r), e(r.status), e(r.decided_by or ""),
-                    e(r.note or "")) for r in reviews]
+    flags = {str(f["review"]): f for f in view.camera_outages if f.get("review")}
+    review_rows = [(e(clock(r.t)), e(_KIND.get(r.kind, r.kind)), _event_text(page, r, flags), e(r.status),
+                    e(r.decided_by or ""), e(r.note or "")) for r in reviews]
     charges = []
     if receipt is not None:
         charges = [(e(clock(c.t)), e(c.kind), money(c.amount_cents, cur), e(c.state), e(c.decline_reason or ""))

@@ -84,7 +84,9 @@ from store_runtime.api.console.html import Page, login_document
 from store_runtime.api.deps import RuntimeDep, bearer_scheme
 from store_runtime.api.errors import ApiError
 from store_runtime.api.schemas import CUSTOMER_PATTERN, ID_PATTERN, DisputeIn, ResolveIn
+from store_runtime.baskets import ReviewView
 from store_runtime.db import check_credential
+from store_runtime.outages import OUTAGE_REVIEW
 from store_runtime.privacy import PrivacyOffice, recent_audit
 from store_runtime.runtime import NotFound, ReviewClosed, StoreRuntime
 
@@ -281,9 +283,21 @@ def _choices(runtime: StoreRuntime) -> list[pages.Choice]:
             + [pages.Choice(r.session, r.customer, "left") for r in left])
 
 
+def _outage_flags(runtime: StoreRuntime, reviews: list[ReviewView]) -> dict[str, dict[str, Any]]:
+    """camera_outage review id -> the outage flag of its session (camera, window, what it may have
+    missed): one session read per shopper such a review concerns, of the reviews shown."""
+    flags: dict[str, dict[str, Any]] = {}
+    for session in sorted({r.session for r in reviews if r.kind == OUTAGE_REVIEW and r.session}):
+        view = runtime.session(session)
+        flags.update({str(f["review"]): dict(f) for f in (view.camera_outages if view else ()) if f.get("review")})
+    return flags
+
+
 def _reviews(request: Request, runtime: StoreRuntime, operator: Operator, *, error: str | None = None,
              status: int = 200) -> HTMLResponse:
-    body = pages.reviews_page(_page(runtime, operator), runtime.reviews(limit=pages.SHOWN), _choices(runtime),
+    shown = runtime.reviews(limit=pages.SHOWN)
+    body = pages.reviews_page(_page(runtime, operator), shown, _choices(runtime),
+                              outages=_outage_flags(runtime, shown),
                               flash=_done(request) if error is None else None, error=error)
     return _html(body, status)
 

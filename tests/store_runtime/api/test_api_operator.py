@@ -6,6 +6,7 @@ reads behind them are bounded. The browser tests are in tests/console/."""
 from __future__ import annotations
 
 import re
+import time
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from store_runtime.api.console.html import Page, login_document
 from store_runtime.api.routes.operator import COOKIE, csrf_of_cookie
 from store_runtime.baskets import Line, ReviewView
 from store_runtime.db import PrivacyAuditRow
+from store_runtime.events import camera_status_id
 from store_runtime.privacy import PrivacyOffice, recent_audit
 from store_runtime.runtime import EntryView, ReceiptView, SessionEventView, SessionView
 
@@ -208,6 +210,44 @@ def test_a_decision_whose_audit_row_cannot_be_written_is_not_made(api: Api) -> N
         api.runtime.dispute(charged, APPLE, 1, "never took it", by="alice")
     assert [api.runtime.receipt(charged), api.runtime.receipt(held)] == before
     assert [(v.kind, v.status) for v in api.runtime.reviews(open_only=False)] == [("shelf", "open")]
+
+
+def test_a_camera_outage_review_says_camera_window_and_what_was_missed_and_takes_qty_0(api: Api) -> None:
+    session = api.enter("c-0001")
+    api.pick(session, APPLE)
+    t = api.clock.t
+    api.post_events(  # the aisle camera stalls for 3.5 s while the shopper is inside
+        {"id": camera_status_id("aisle", "stalled", t + 2, t + 3), "t": t + 3, "camera": "aisle", "kind": "camera",
+         "status": "stalled", "outage": "stalled", "start_t": t + 2, "detail": "no frame for 1.0 s"},
+        {"id": camera_status_id("aisle", "recovered", t + 2, t + 6), "t": t + 6, "camera": "aisle", "kind": "camera",
+         "status": "recovered", "outage": "stalled", "start_t": t + 2, "end_t": t + 5.5})
+    api.clock.advance(10)
+    assert api.exit(session).json()["status"] == "review"
+    [review] = api.runtime.reviews()
+    login(api)
+    page = api.client.get("/operator/reviews").text
+    card = page[page.index(f'id="review-{review.id}"'):]
+    assert "Camera outage during a visit" in card and "Uncertain shelf event" not in card
+    window = f"{time.strftime('%H:%M:%S', time.gmtime(t + 2))}–{time.strftime('%H:%M:%S', time.gmtime(t + 5.5))}"
+    assert f"camera <b>aisle</b> was <b>stalled</b> <b>{window}</b> (3.5 s)" in card
+    assert "it may have missed: picks and puts at its shelves" in card and "a person (track" not in card
+    assert 'name="qty" type="number" min="0"' in card and 'name="session"' not in card
+    r = api.client.post(f"/operator/reviews/{review.id}/decision",
+                        data={"decision": "accept", "gtin": APPLE, "qty": "0", "csrf": csrf(api)},
+                        follow_redirects=False)
+    assert r.status_code == 303, r.text
+    receipt = api.runtime.receipt(session)
+    assert receipt.status == "charged" and receipt.lines == () and receipt.total_cents == 0  # the apple went back
+    assert audit_rows(api)[-1].detail["qty"] == 0
+    timeline = api.client.get(f"/operator/sessions/{session}").text
+    assert "Camera outage during a visit" in timeline and f"<b>{window}</b>" in timeline
+    hostile = ReviewView(HOSTILE, "camera_outage", "open", 1.0, HOSTILE, HOSTILE, (), (HOSTILE,), (HOSTILE,),
+                         {"camera": HOSTILE}, None, None, None, None)
+    flag = {"camera": HOSTILE, "kind": HOSTILE, "start_t": 1.0, "end_t": None, "affects": [HOSTILE],
+            "review": HOSTILE}
+    for html in (pages.reviews_page(_hostile_page(), [hostile], [], outages={HOSTILE: flag}),
+                 pages.reviews_page(_hostile_page(), [hostile], [])):
+        assert "<script>alert" not in html and "&lt;script&gt;" in html and "Camera outage" in html
 
 
 def test_the_pages_show_baskets_reviews_receipts_and_entries(api: Api) -> None:
