@@ -9,8 +9,8 @@ from pathlib import Path
 
 import cv2
 import pytest
-
 from paths import SAMPLES, sample_dirs
+
 from store_runtime.config import load_scenario
 from store_runtime.scoring import score_replay
 from vision.synth.scenario import KINDS, SynthOptions, plan_scenario

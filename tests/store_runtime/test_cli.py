@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from paths import sample_dirs
+
 from store_runtime.cli import main
 from store_runtime.config import load_store
 from vision.entry_code import verify_code

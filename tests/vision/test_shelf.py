@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 import pytest
 import zxingcpp
-
 from paths import REPO, sample_dirs
+
 from store_runtime.config import load_scenario
 from store_runtime.scoring import event_f1
 from vision.shelf import ProductMatcher, ShelfConfig, ShelfEvent, ShelfMonitor, SlotSpec

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from paths import SAMPLES
 from source_fakes import (
     SIZE,
     FakeCamera,
@@ -32,7 +33,6 @@ from source_fakes import (
     write_raw_mjpeg,
 )
 
-from paths import SAMPLES
 from vision.sources import (
     Backoff,
     FileSource,

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from paths import sample_dirs
+
 from vision.inference.boxes import box_iou
 from vision.tracking import CENTRE, HEIGHT_IOU, IOU, Distance, Tracker, TrackerConfig, assign, owner_cost
 from vision.types import Detections, Tracks
