@@ -136,6 +136,10 @@ class SessionRow(Base):
     """
 
     __tablename__ = "sessions"
+    # (0005) The recent receipts, the last to leave first (ties by id), of the store or of one
+    # customer (the console): read in index order, nothing sorted.
+    __table_args__ = (Index("ix_sessions_exited_t_id", "exited_t", "id"),
+                      Index("ix_sessions_customer_exited_t_id", "customer", "exited_t", "id"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     customer: Mapped[str] = mapped_column(String(64))
     jti: Mapped[str] = mapped_column(String(64), unique=True)  # the used-token table: one session per code
@@ -383,7 +387,7 @@ class CameraOutageRow(Base):
     camera: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # stalled | disconnected
     start_t: Mapped[float] = mapped_column(Float, index=True)
-    end_t: Mapped[float | None] = mapped_column(Float)
+    end_t: Mapped[float | None] = mapped_column(Float, index=True)  # (0005) the purge finds ended ones by it
     reconnects: Mapped[int] = mapped_column(Integer)
     detail: Mapped[str] = mapped_column(String(300))
     reported_t: Mapped[float] = mapped_column(Float)  # store clock when the runtime first heard of it

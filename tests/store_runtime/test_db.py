@@ -82,7 +82,7 @@ def test_reopening_migrates_nothing_and_keeps_data(tmp_path: Path) -> None:
     again = open_database(url)
     assert _names(again) == ["alice"]
     with again.engine.connect() as connection:
-        assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all() == ["0004"]
+        assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all() == ["0005"]
 
 
 def test_migrations_build_exactly_the_tables_of_the_models(tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ def test_alembic_config_points_at_the_packaged_migrations() -> None:
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_current_head() == "0004"
+    assert script.get_current_head() == "0005"
 
 
 def test_a_transaction_that_raises_writes_nothing(tmp_path: Path) -> None:

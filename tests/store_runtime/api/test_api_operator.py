@@ -333,6 +333,21 @@ def test_the_reads_behind_the_pages_are_bounded(api: Api) -> None:
     assert api.runtime.open_review_count() == 0
 
 
+def test_the_recent_receipts_are_read_by_index_not_sorted(api: Api) -> None:
+    # SQLite's plan for the console's receipt queries (runtime.recent_receipts): an index walk in
+    # exit order, no sort of every session that ever left.
+    def plan(where: str) -> str:
+        with api.runtime.db.engine.connect() as connection:
+            rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN SELECT id FROM sessions WHERE {where} "
+                                              "ORDER BY exited_t DESC, id DESC LIMIT 10").all()
+        return " | ".join(str(row[-1]) for row in rows)
+
+    store = plan("exited_t IS NOT NULL")
+    assert "ix_sessions_exited_t_id" in store and "TEMP B-TREE" not in store, store
+    customer = plan("exited_t IS NOT NULL AND customer = 'c-0001'")
+    assert "ix_sessions_customer_exited_t_id" in customer and "TEMP B-TREE" not in customer, customer
+
+
 def test_the_change_counter_moves_with_every_write_and_not_with_reads(api: Api) -> None:
     changes = api.runtime.changes
     before = changes.version
