@@ -19,8 +19,9 @@ The contract the HTTP API (SPEC section 7) and the replay harness (section 5) co
   an unknown camera, a time or number out of range, text with NUL, a time more than
   `max_event_lead_s` ahead of the store clock or older than the tracking data's retention, a shelf
   event at a slot its camera does not have or of another product than the slot's without the
-  shelf stage's evidence (`event_problem`), or an id applied before for another event (a forged or
-  colliding id must not pass silently as a repeat).
+  shelf stage's evidence (`event_problem`), or an id this camera's node applied before for another
+  event (a forged or colliding id must not pass silently as a repeat). An id that another camera
+  used first is no reason to lose this camera's event: it is applied under an id scoped to its camera.
 - `exit_request(gate, session, key=..., body=...)` -> (HTTP status, JSON body): 200 receipt,
   402 declined, 404 unknown session, 409 key in flight, 422 key reused with another body (or a
   gate that is no exit gate). The first response of a key is stored and replayed.
@@ -107,7 +108,7 @@ from store_runtime.db import (
     TrackRow,
     digest,
 )
-from store_runtime.events import CameraStatus, EntryRead, ShelfAction, TrackZone
+from store_runtime.events import CameraStatus, EntryRead, ShelfAction, TrackZone, event_id
 from store_runtime.payments import (
     LocalProvider,
     PaymentProvider,
@@ -494,6 +495,13 @@ class StoreRuntime:
         try:
             with self.db.transaction() as tx:
                 applied = tx.get(AppliedEventRow, event.id)
+                if applied is not None and applied.camera != event.camera:
+                    # Ids are one namespace for every camera, and another camera's node used this one
+                    # first (a forger who guessed it, or a collision). This camera's event is applied
+                    # all the same, under an id scoped to its camera: the same one every time, so that
+                    # its resends are still recognised.
+                    event = event.model_copy(update={"id": event_id(event.camera, "scoped", event.id)})
+                    applied = tx.get(AppliedEventRow, event.id)
                 if applied is not None:
                     if (applied.kind, applied.camera, applied.t) != (event.kind, event.camera, event.t):
                         raise InvalidEvent(f"event {event.id}: this id was applied before for a {applied.kind} "

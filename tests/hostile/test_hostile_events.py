@@ -19,6 +19,7 @@ from hostile_nats import STORE_ID, nats_drill, wait_for
 from hostile_records import changed, snapshot
 from store_fakes import BREAD, T0, code, entered, entry_read, inside
 
+from store_runtime.db import AppliedEventRow
 from store_runtime.events import EntryRead, ShelfAction, TrackZone
 from store_runtime.runtime import InvalidEvent
 
@@ -64,10 +65,22 @@ def test_an_id_used_again_for_another_event_is_refused_not_silently_dropped(tmp_
     runtime, session = inside(tmp_path, first)
     before = snapshot(runtime.db)
     runtime.apply(first)  # the outbox resending after a crash
-    for other in (pick(t=T0 + 6), zone(id=first.id, camera="gate"), zone(id=first.id)):
+    for other in (pick(t=T0 + 6), zone(id=first.id)):
         with pytest.raises(InvalidEvent, match="applied before"):
             runtime.apply(other)
     assert changed(before, snapshot(runtime.db)) == []
+    assert [(line.gtin, line.qty) for line in runtime.session(session).lines] == [(BREAD, 1)]
+
+
+def test_an_id_another_camera_used_first_does_not_lose_this_cameras_event(tmp_path: Path) -> None:
+    """Ids are one namespace for every camera: a node that guessed the id of another camera's next
+    event and sent it first must not make the store lose that event, nor apply it twice."""
+    genuine = pick()
+    runtime, session = inside(tmp_path, zone(id=genuine.id, camera="gate"))  # the forger's, first
+    with runtime.db.transaction() as tx:
+        assert tx.get(AppliedEventRow, genuine.id).camera == "gate"
+    runtime.apply(genuine)
+    runtime.apply(genuine)  # its outbox resending: still once
     assert [(line.gtin, line.qty) for line in runtime.session(session).lines] == [(BREAD, 1)]
 
 
