@@ -27,7 +27,9 @@ Retention (`purge`, run by `walkout privacy purge` and every hour by `walkout se
 - private video and review clips (files under store.yaml's `privacy.media_dirs`) older than
   `video_days` (default 3, at most 30) by their modification time;
 - tracking data older than `tracking_days`: person tracks, entry records, applied and discarded
-  event ids, decided reviews; a session's shelf events are folded into its receipt lines
+  event ids, decided reviews, camera outages that ended by then (they tell which sessions a
+  camera may have missed; one still holding a charge through an open review stays, and so does
+  each camera's newest status); a session's shelf events are folded into its receipt lines
   (product, quantity, unit price), so the receipt keeps lines, amounts and charge ids but loses
   the events, times, cameras, slots and track ids behind them ("detached");
 - receipts, charges, refunds and payment records after `receipt_years` (accounting law).
@@ -76,6 +78,7 @@ from store_runtime.db import (
     AppliedEventRow,
     Base,
     BasketEventRow,
+    CameraOutageRow,
     ChargeRow,
     ConsentRow,
     Database,
@@ -91,6 +94,7 @@ from store_runtime.db import (
     TrackRow,
     digest,
 )
+from store_runtime.outages import OUTAGE_REVIEW
 
 if TYPE_CHECKING:
     from store_runtime.runtime import StoreRuntime
@@ -504,6 +508,10 @@ def _expired_rows(cut: Cutoffs) -> dict[str, tuple[type[Base], Any]]:
         "stopped_tracks": (StoppedTrackRow, StoppedTrackRow.t < cut.tracking),
         "payment_records": (LedgerRow, LedgerRow.t < cut.receipts),
         "consents": (ConsentRow, ConsentRow.withdrawn_t < cut.receipts),
+        # Ended ones (they flag sessions by time), unless an open review of one still holds a charge.
+        "camera_outages": (CameraOutageRow, and_(CameraOutageRow.end_t < cut.tracking, ~select(ReviewRow.id).where(
+            ReviewRow.kind == OUTAGE_REVIEW, ReviewRow.state == "open", ReviewRow.camera == CameraOutageRow.camera,
+            ReviewRow.t == CameraOutageRow.start_t).exists())),
     }
 
 
@@ -587,7 +595,7 @@ TABLE_CATEGORIES: dict[str, tuple[str, str]] = {
     "credentials": ("staff and device credentials: name, role, sha256 of the token (no shopper data)",
                     "credentials"),
     "camera_outages": ("camera outages: camera, stalled or disconnected, start and end, reconnections (no shopper "
-                       "data: the sessions they flag are found by time)", "operations"),
+                       "id, but they tell which sessions a camera may have missed, found by time)", "tracking"),
     "camera_states": ("each camera's newest reported status: time, frame lag, reconnections (no shopper data)",
                       "operations"),
 }
@@ -610,7 +618,7 @@ def _retention_text(rule: str, config: PrivacyConfig, idempotency_s: float) -> s
         "consents": f"while given; once withdrawn, {config.receipt_years} years (proof of consent, art. 7(1))",
         "audit": "for the life of the store: append-only, hash-chained (walkout privacy verify-audit)",
         "credentials": "until the credential is revoked",
-        "operations": "for the life of the store (no personal data; one row per camera outage or camera)",
+        "operations": "for the life of the store (no personal data; one row per camera, its newest status)",
         "video": f"{config.video_days} days (privacy.video_days, at most 30), then deleted",
     }[rule]
 

@@ -212,15 +212,21 @@ def test_a_decision_whose_audit_row_cannot_be_written_is_not_made(api: Api) -> N
     assert [(v.kind, v.status) for v in api.runtime.reviews(open_only=False)] == [("shelf", "open")]
 
 
+def outage(api: Api, start: float, end: float | None) -> None:
+    """The aisle node reports a stall from `start`, and its end at `end` (None: not yet)."""
+    events = [{"id": camera_status_id("aisle", "stalled", start, start + 1), "t": start + 1, "camera": "aisle",
+               "kind": "camera", "status": "stalled", "outage": "stalled", "start_t": start, "detail": "no frame"}]
+    if end is not None:
+        events.append({"id": camera_status_id("aisle", "recovered", start, end), "t": end, "camera": "aisle",
+                       "kind": "camera", "status": "recovered", "outage": "stalled", "start_t": start, "end_t": end})
+    api.post_events(*events)
+
+
 def test_a_camera_outage_review_says_camera_window_and_what_was_missed_and_takes_qty_0(api: Api) -> None:
     session = api.enter("c-0001")
     api.pick(session, APPLE)
     t = api.clock.t
-    api.post_events(  # the aisle camera stalls for 3.5 s while the shopper is inside
-        {"id": camera_status_id("aisle", "stalled", t + 2, t + 3), "t": t + 3, "camera": "aisle", "kind": "camera",
-         "status": "stalled", "outage": "stalled", "start_t": t + 2, "detail": "no frame for 1.0 s"},
-        {"id": camera_status_id("aisle", "recovered", t + 2, t + 6), "t": t + 6, "camera": "aisle", "kind": "camera",
-         "status": "recovered", "outage": "stalled", "start_t": t + 2, "end_t": t + 5.5})
+    outage(api, t + 2, t + 5.5)  # the aisle camera stalls for 3.5 s while the shopper is inside
     api.clock.advance(10)
     assert api.exit(session).json()["status"] == "review"
     [review] = api.runtime.reviews()
@@ -316,6 +322,33 @@ def test_retention_status_counts_what_the_purge_then_removes(api: Api) -> None:
     # Detaching a session removes its tracks, events and entries too: the purge's counts add those.
     assert would["entries"] == removed["entries"] and all(would[k] <= removed.get(k, 0) for k in would)
     assert office.retention_status()["last_purge"]["by"] == "alice"
+
+
+def test_the_purge_drops_ended_camera_outages_past_tracking_retention(api: Api) -> None:
+    def visit(customer: str, start: float, end: float) -> str:
+        session = api.enter(customer)
+        api.pick(session, APPLE)
+        outage(api, api.clock.t + start, api.clock.t + end)
+        api.clock.advance(end + 5)
+        assert api.exit(session).json()["status"] == "review"
+        return session
+
+    visit("c-0001", 1, 4)
+    api.runtime.resolve_review(api.runtime.reviews()[0].id, "accept", by="alice")  # decided: it holds nothing
+    held = visit("c-0002", 1, 4)  # its review stays open: the outage still holds a charge
+    outage(api, api.clock.t + 1, None)  # still going
+    office = PrivacyOffice(api.runtime)
+    assert office.retention_status()["would_remove"]["camera_outages"] == 0
+    api.clock.advance(api.runtime.store.config.privacy.tracking_days * 86_400 + 60)
+    assert office.retention_status()["would_remove"]["camera_outages"] == 1
+    before = {c["camera"]: c for c in api.runtime.camera_health()}
+    assert office.purge(by="alice")["removed"]["camera_outages"] == 1
+    after = {c["camera"]: c for c in api.runtime.camera_health()}
+    assert [(o["end_t"] is None, o["sessions"]) for o in after["aisle"]["outages"]] == [(False, [held]), (True, [])]
+    assert after["aisle"]["last_event_t"] == before["aisle"]["last_event_t"] is not None  # its newest status stays
+    assert office.retention_status()["would_remove"]["camera_outages"] == 0
+    login(api)
+    assert "1 camera outages" in api.client.get("/operator/privacy").text  # the last purge, on the console
 
 
 def test_the_reads_behind_the_pages_are_bounded(api: Api) -> None:
