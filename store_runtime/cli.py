@@ -131,10 +131,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     """The store runtime on its own: settings, store files, database, then the HTTP API (SPEC section 7)."""
-    import uvicorn
     from sqlalchemy.exc import OperationalError
 
-    from store_runtime.api import configure_logging, create_app, open_runtime
+    from store_runtime.api import api_server, configure_logging, create_app, open_runtime
     from store_runtime.api.settings import ApiSettings
     from store_runtime.privacy import RETENTION_EVERY_S
 
@@ -154,8 +153,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         app = create_app(settings, runtime=runtime, retention_every_s=RETENTION_EVERY_S)
         print(f"walkout serve: store {runtime.store.config.store_id} on http://{args.host}:{args.port} "
               f"(API document: /docs, /openapi.json)", file=sys.stderr, flush=True)
-        uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False,
-                    server_header=False, timeout_graceful_shutdown=10)
+        server = api_server(app, host=args.host, port=args.port, log_config=None, access_log=False,
+                            server_header=False, timeout_graceful_shutdown=10)
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn raises the Ctrl-C it caught again once stopped
+            server.run()
+        if not server.started:  # as uvicorn.run: the app did not start (its error is logged)
+            return 3
     finally:
         if consumer is not None:
             consumer.stop()

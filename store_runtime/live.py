@@ -555,9 +555,7 @@ def run_live(options: LiveOptions, *, stop: threading.Event | None = None, out: 
     """Runs the demo until `stop` is set (Ctrl-C and SIGTERM set it); returns the exit code. Raises
     RunError (and ConfigError for a bad scenario) before anything has started. `make_detector` and
     `make_redactor` (one of each per camera) are for tests; the defaults load the manifest's models."""
-    import uvicorn
-
-    from store_runtime.api import configure_logging, create_app
+    from store_runtime.api import api_server, configure_logging, create_app
     from store_runtime.api.settings import ApiSettings
     from store_runtime.clips import ClipRecorder, ClipStore
     from store_runtime.config import load_scenario
@@ -619,8 +617,9 @@ def run_live(options: LiveOptions, *, stop: threading.Event | None = None, out: 
             app.state.runtime = days.newest.runtime
         app.state.live_view = live_view
         app.state.live_status = lambda: _status(scenario, days, cameras, delivery)
-        server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, server_header=False,
-                                               timeout_graceful_shutdown=3, lifespan="on"))
+        # Its shutdown ends the console's event streams first (api_server): 3 s is then plenty.
+        server = api_server(app, log_config=None, access_log=False, server_header=False,
+                            timeout_graceful_shutdown=3, lifespan="on")
         # Its own thread: the main thread keeps the signals, so that uvicorn's handlers (which raise
         # the signal again once it has stopped) never turn a Ctrl-C into a traceback.
         serving = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="api", daemon=True)

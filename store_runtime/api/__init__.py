@@ -31,6 +31,11 @@ row is committed before the provider is asked); errors are JSON (`errors.py`).
 
 With `retention_every_s` (`walkout serve`: every hour) the app runs the privacy retention purge in
 the background, once at start and then at that interval, for as long as it serves.
+
+`api_server(app, ...)` is the uvicorn server `walkout serve` and `walkout run` use: its shutdown
+first sets `app.state.stopping`, which ends the console's event streams (GET /operator/stream) at
+once. uvicorn waits for open responses before the app's lifespan hears of the shutdown, so without
+it an open console would hold the shutdown until its stream ended, or be cancelled with an error.
 """
 
 from __future__ import annotations
@@ -38,10 +43,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -68,7 +76,10 @@ from store_runtime.payments import PaymentProvider
 from store_runtime.privacy import PrivacyOffice
 from store_runtime.runtime import RuntimeSettings, StoreRuntime
 
-__all__ = ["ApiSettings", "configure_logging", "create_app", "open_runtime"]
+if TYPE_CHECKING:
+    import uvicorn
+
+__all__ = ["ApiSettings", "api_server", "configure_logging", "create_app", "open_runtime"]
 
 log = logging.getLogger("walkout.api")
 
@@ -146,12 +157,26 @@ def create_app(settings: ApiSettings, *, runtime: StoreRuntime | None = None,
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.runtime = runtime
+    app.state.stopping = threading.Event()  # set by api_server's shutdown: long responses end
     install_handlers(app)
     app.add_middleware(RequestLog, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     # media before operator: its /operator/live/{camera}.jpg also draws (?overlay=1).
     for module in (entries, exits, sessions, events, reviews, privacy, health, cameras, media, operator):
         app.include_router(module.router)
     return app
+
+
+def api_server(app: FastAPI, **config: Any) -> uvicorn.Server:
+    """A uvicorn server of `app` (`config`: uvicorn.Config's keywords) whose shutdown sets
+    `app.state.stopping` before it waits for the open responses (see the module's docstring)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            app.state.stopping.set()
+            await super().shutdown(sockets)
+
+    return Server(uvicorn.Config(app, **config))
 
 
 def configure_logging(level: int = logging.INFO) -> None:

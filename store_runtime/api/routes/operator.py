@@ -37,7 +37,8 @@ Pages read bounded queries only (the newest 50 of a table, counts by SQL): a pag
 costs the same on the store's first hour as on its thousandth. The live page reads its panel again
 only when the runtime's change counter (`store_runtime/changes.py`) moves: the stream compares an
 integer in memory four times a second and sends `change` when it has moved. A stream ends after
-`STREAM_S` (the browser reconnects at once): a server stopping waits for no page.
+`STREAM_S` (the browser reconnects at once), or as soon as the server starts stopping
+(`app.state.stopping`, set by `api.api_server`'s shutdown): a server stopping waits for no page.
 
 The live view comes from `app.state.live_view` (`walkout run` puts its `LiveView` there; `walkout
 serve` runs no camera nodes and shows none): JPEG of redacted frames only. Camera health comes from
@@ -92,7 +93,7 @@ from store_runtime.runtime import NotFound, ReviewClosed, StoreRuntime
 
 __all__ = ["BASE", "COOKIE", "STREAM_S", "OperatorCookieDep", "router"]
 
-STREAM_S = 8.0  # a stream's life: shorter than `walkout serve`'s graceful shutdown (10 s)
+STREAM_S = 8.0  # a stream's life (it ends sooner when the server stops: app.state.stopping)
 POLL_S = 0.25
 KEEPALIVE_S = 4.0
 STATIC = Path(__file__).resolve().parents[1] / "console" / "static"

@@ -5,15 +5,20 @@ reads behind them are bounded. The browser tests are in tests/console/."""
 
 from __future__ import annotations
 
+import logging
 import re
+import socket
+import threading
 import time
 
+import httpx
 import numpy as np
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
 from api.api_fakes import APPLE, OAT_MILK, Api, assert_error
+from store_runtime.api import api_server, create_app
 from store_runtime.api.console import pages
 from store_runtime.api.console.html import Page, login_document
 from store_runtime.api.routes.operator import COOKIE, csrf_of_cookie
@@ -390,6 +395,33 @@ def test_the_change_counter_moves_with_every_write_and_not_with_reads(api: Api) 
     assert changes.version == before + 2
     api.client.post("/v1/entries", json={"gate": "entry-1", "code": "garbage"}, headers=api.auth("entry-1"))
     assert changes.version == before + 3  # a refusal is recorded: a write too
+
+
+def test_a_stopping_server_ends_the_console_stream_instead_of_cancelling_it(
+        api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    # A real uvicorn on loopback whose graceful shutdown (1 s) is shorter than a stream's life
+    # (STREAM_S): the stream must end on its own when the shutdown begins, not be cancelled.
+    app = create_app(api.client.app.state.settings, runtime=api.runtime)  # type: ignore[attr-defined]
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    server = api_server(app, log_config=None, access_log=False, timeout_graceful_shutdown=1, lifespan="on")
+    serving = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    serving.start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/operator/stream"
+        with httpx.Client(timeout=30) as client, client.stream("GET", url, headers=api.auth("alice")) as r:
+            assert r.status_code == 200
+            lines = r.iter_lines()
+            assert next(lines) == "retry: 1000" and next(lines) == "" and next(lines) == "event: change"
+            server.should_exit = True
+            rest = list(lines)  # to its clean end: a cancelled stream would raise (an incomplete body)
+        assert "event: change" not in rest
+    finally:
+        server.should_exit = True
+        serving.join(30)
+    assert not serving.is_alive() and app.state.stopping.is_set()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
 def test_the_pages_load_nothing_from_elsewhere_and_run_only_their_own_script(api: Api) -> None:
