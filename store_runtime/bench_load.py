@@ -56,6 +56,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from store_runtime.pg_local import free_port
+
 __all__ = [
     "BenchError",
     "Call",
@@ -88,14 +90,6 @@ class BenchError(RuntimeError):
 
 # --------------------------------------------------------------------------------------------
 # Servers in their own processes
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve_command(store: Path, db_url: str, port: int) -> list[str]:

@@ -61,6 +61,7 @@ def find_bin() -> Path:
 
 
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the servers the tests and benches start listen there)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

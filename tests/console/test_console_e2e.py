@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import httpx
 import pytest
 from paths import REPO, SAMPLES
 
+from store_runtime.bench_load import free_port
 from store_runtime.config import load_store
 from store_runtime.db import add_credential, open_database
 from store_runtime.events import event_id
@@ -41,12 +41,6 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright f
 if not CHROMIUM.is_file():
     pytest.skip(f"{CHROMIUM} is absent: apt-get install chromium (the console's browser tests drive it, "
                 "never a downloaded browser)", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -107,7 +101,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
                   {"entry-1": "gate", "exit-1": "gate", "aisle": "node", "alice": "operator"}.items()}
     finally:
         db.close()
-    port = _free_port()
+    port = free_port()
     log = (folder / "serve.log").open("w+")
     server = subprocess.Popen([sys.executable, "-m", "store_runtime.cli", "serve", "--store",
                                str(SCENARIO / "store.yaml"), "--db", url, "--port", str(port)],

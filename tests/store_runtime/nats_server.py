@@ -12,15 +12,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["NatsCluster", "NatsServer", "free_port"]
+from store_runtime.bench_load import free_port
+
+__all__ = ["NatsCluster", "NatsServer"]
 
 START_TIMEOUT_S = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class NatsServer:

@@ -371,7 +371,7 @@ def test_subject_tokens_keep_dotted_ids_apart() -> None:
 
 
 def test_walkout_serve_with_bus_applies_what_nodes_publish(tmp_path: Path, broker: NatsServer) -> None:
-    from nats_server import free_port
+    from store_runtime.bench_load import free_port
 
     db_path = tmp_path / "walkout.db"
     log_path = tmp_path / "serve.log"

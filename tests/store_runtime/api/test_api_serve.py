@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,12 @@ from pathlib import Path
 import pytest
 
 from api.api_fakes import STORE_YAML
+from store_runtime.bench_load import free_port
 from store_runtime.cli import main
 from store_runtime.config import load_store
 from vision.entry_code import EntryClaims, make_code
 
 WALKOUT = [sys.executable, "-m", "store_runtime.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def call(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict | str]:
