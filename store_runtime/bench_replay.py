@@ -3,8 +3,10 @@
 Each scenario is replayed exactly as `walkout replay` does (every camera, private video included)
 into a temporary folder. The realtime factor is SPEC section 6's: recorded seconds of all cameras
 together over wall-clock seconds of the replay. The target on a 2-core machine is 2 (two cameras
-in real time). Stage seconds are summed over every camera of every scenario; "other" is what no
-node stage counts: decoding the recordings, the store runtime's database, writing the outputs.
+in real time). Stage seconds are summed over every camera of every scenario. A replay runs its
+cameras side by side, each in a thread of its own and each camera's face blurring and video writing
+in another, so stage seconds are thread time: on a busy machine a stage's seconds include the time
+its thread waited for a core, and together they add up to more than the wall time.
 """
 
 from __future__ import annotations
@@ -47,10 +49,9 @@ class ReplayBench:
                              if result.metrics else {})})
 
     def as_dict(self) -> dict[str, Any]:
-        other = max(0.0, self.wall_seconds - sum(self.stages.values()))
         return {"scenarios": self.rows, "realtime_factor": round(self.realtime_factor, 3), "target": TARGET,
                 "recorded_seconds": round(self.recorded_seconds, 2), "wall_seconds": round(self.wall_seconds, 2),
-                "stage_seconds": {**{k: round(v, 2) for k, v in self.stages.items()}, "other": round(other, 2)}}
+                "stage_seconds": {k: round(v, 2) for k, v in self.stages.items()}}
 
 
 def bench_replay(scenarios: Sequence[Path], options: ReplayOptions | None = None,
@@ -77,7 +78,9 @@ def format_table(bench: ReplayBench) -> str:
             row += f" {r.get('receipt_accuracy', '')} | {r.get('event_f1', '')} | {r.get('face_recall', '')} |"
         lines.append(row)
     lines.append(f"\nAll: {d['recorded_seconds']:.1f} s recorded in {d['wall_seconds']:.1f} s, realtime factor "
-                 f"{d['realtime_factor']:.2f} (target {TARGET:g}).\n\n| stage | seconds | share |\n|---|---|---|")
+                 f"{d['realtime_factor']:.2f} (target {TARGET:g}). Cameras and their face blurring ran side by side: "
+                 f"{sum(d['stage_seconds'].values()):.1f} s of stage thread time.\n\n"
+                 f"| stage | seconds | share |\n|---|---|---|")
     total = sum(d["stage_seconds"].values()) or 1.0
     for stage, seconds in sorted(d["stage_seconds"].items(), key=lambda kv: -kv[1]):
         lines.append(f"| {stage} | {seconds:.1f} | {seconds / total:.0%} |")

@@ -614,7 +614,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "report.html (and metrics.json) go")
     rp.add_argument("--truth", action="store_true", help="also score against SCENARIO/truth.json (metrics.json)")
     rp.add_argument("--model", type=Path, help="detector ONNX (default: models/manifest.yaml's walkout-det)")
-    rp.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    rp.add_argument("--threads", type=int, default=1,
+                    help="ONNX Runtime intra-op threads of each camera's detector (the cameras and their "
+                         "face blurring already run side by side)")
     rp.add_argument("--detect-every", type=int, default=3, help="run the detector at least every k-th frame")
     rp.add_argument("--clips", type=Path, metavar="DIR", help="also write a blurred review clip of each shelf event, "
                                                              "DIR/<event id>.webm (off by default: it costs time)")
@@ -716,7 +718,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_replay = bench_sub.add_parser("replay", help="realtime factor of whole replays (private video included) "
                                                        "and where the time goes, over the sample scenarios")
     bench_replay.add_argument("scenarios", nargs="*", type=Path, help="scenario directories (default: sample_videos/*)")
-    bench_replay.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    bench_replay.add_argument("--threads", type=int, default=1,
+                              help="ONNX Runtime intra-op threads of each camera's detector (the cameras and "
+                                   "their face blurring already run side by side)")
     bench_replay.add_argument("--json", action="store_true", help="print the result as one JSON object")
     bench_replay.set_defaults(func=_cmd_bench_replay)
     privacy = bench_sub.add_parser("privacy", help="face recall (SPEC 6) on real photos and every sample camera, and "

@@ -4,6 +4,8 @@
                                                  -> redact -> sink (private video, live view)
                                                            -> clips (review clips of shelf events)
 
+(redact and what follows it optionally in a thread of their own: NodeConfig.redact_in_thread.)
+
 Detection is the expensive stage, so it runs every `detect_every` frames, and on frames between
 only when the picture moved (motion gating); the tracker carries tracks by motion in between.
 Every stage's time is counted (`timings`). Events get ids from what they say, so a replay gives
@@ -73,6 +75,11 @@ class NodeConfig:
     # A live node tells the store its camera is fine (and its frame lag) this often, so that the
     # store can tell a quiet camera from a node it has not heard of.
     heartbeat_s: float = 30.0
+    # Blur faces and write the pictures in a thread of the node's own, one frame behind the rest: the
+    # stages before it and redaction each take about half a frame's time, and both let go of the GIL
+    # (ONNX Runtime, OpenCV, the encoder), so the node uses two cores where it would use one. Pictures,
+    # clips and events are the same either way.
+    redact_in_thread: bool = False
 
     def __post_init__(self) -> None:
         for name in ("detect_every", "codes_every", "code_reads"):
@@ -179,6 +186,55 @@ def _camera_state(health: SourceHealth, now: float) -> str | None:
     return None
 
 
+class _RedactionLine:
+    """A node's redactor and what takes its pictures, in a thread of their own: frames (with their
+    tracks) and the shelf events for clips go in through one bounded queue, so they reach the redactor
+    and the clip recorder in the order the node made them, as they would inline. A failure in the
+    thread is raised in the node's thread at its next frame or at `finish`."""
+
+    PENDING = 4  # frames queued for redaction: bounded memory (a 720p frame is 2.7 MB)
+
+    def __init__(self, node: CameraNode) -> None:
+        import queue
+
+        self.node = node
+        self.queue: queue.Queue = queue.Queue(maxsize=self.PENDING)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=f"walkout-redact-{node.camera}", daemon=True)
+        self.thread.start()
+
+    def put(self, item: tuple) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(item)
+
+    def end(self) -> None:
+        """The thread ended once everything queued is done; what failed is in `error`."""
+        if self.thread.is_alive():
+            self.queue.put(("end",))
+            self.thread.join()
+
+    def _run(self) -> None:
+        node = self.node
+        while True:
+            item = self.queue.get()
+            if self.error is not None and item[0] != "end":
+                continue  # failed: keep taking items so that the node's thread never blocks on a full queue
+            try:
+                if item[0] == "frame":
+                    with node.timings.stage("redact"):
+                        ready = node.redactor.push(item[1], item[2])
+                    node._let_out(ready)
+                elif item[0] == "event":
+                    node.clips.event(item[1])
+                elif item[0] == "flush":
+                    node._let_out(node.redactor.flush())
+            except BaseException as exc:
+                self.error = exc
+            if item[0] == "end":
+                return
+
+
 class CameraNode:
     """Runs one camera of `store`. `step(frame)` publishes and returns that frame's events; a live
     node also calls `watch(health, now, frame_t)` (see `follow`)."""
@@ -210,6 +266,7 @@ class CameraNode:
         self._last_detected: np.ndarray | None = None
         self._entries = self._zones = None
         self._reader, self._debounce = None, None
+        self._line: _RedactionLine | None = None
         if self.spec.role == "gate":
             self._entries = EntryWatcher(gate=self.spec.gate or "", camera=camera, key=store.entry_key_bytes,
                                          store_id=store.store_id)
@@ -242,9 +299,14 @@ class CameraNode:
         if self.sink is not None or self.clips is not None:
             if self.redactor is None:
                 raise ValueError("review clips take redacted frames only: give the node a redactor too")
-            with self.timings.stage("redact"):
-                ready = self.redactor.push(frame, tracks)
-            self._let_out(ready)
+            if self.config.redact_in_thread:
+                if self._line is None:
+                    self._line = _RedactionLine(self)
+                self._line.put(("frame", frame, tracks))
+            else:
+                with self.timings.stage("redact"):
+                    ready = self.redactor.push(frame, tracks)
+                self._let_out(ready)
         return self._publish(events)
 
     def finish(self) -> list[Event]:
@@ -254,13 +316,27 @@ class CameraNode:
             events += [self._zone(e) for e in self._zones.flush()]
         if self.shelf is not None:
             events += [self._shelf(e) for e in self.shelf.flush(self._last_t)]
-        if self.sink is not None or self.clips is not None:
+        if self._line is not None:
+            self._line.put(("flush",))  # before the last events go to the clips, as inline
+        elif self.sink is not None or self.clips is not None:
             self._let_out(self.redactor.flush())
         published = self._publish(events)
+        if self._line is not None:
+            line, self._line = self._line, None
+            line.end()
+            if line.error is not None:
+                raise line.error
         if self.clips is not None:
             with self.timings.stage("clips"):
                 self.clips.flush()
         return published
+
+    def close(self) -> None:
+        """Ends the redaction thread (NodeConfig.redact_in_thread) of a node that will not `finish`: a
+        stopped replay. What was queued is still blurred and let out; nothing is raised."""
+        if self._line is not None:
+            line, self._line = self._line, None
+            line.end()
 
     def watch(self, health: SourceHealth, now: float, frame_t: float | None = None) -> list[Event]:
         """A live camera's health (`CameraWatch.update`): publishes and returns the status events."""
@@ -308,7 +384,10 @@ class CameraNode:
         for event in events:
             self.bus.publish(event)
             if self.clips is not None and isinstance(event, ShelfAction):
-                self.clips.event(event)
+                if self._line is not None:
+                    self._line.put(("event", event))
+                else:
+                    self.clips.event(event)
         return events
 
     def _entry(self, e: EntryEvent, index: int) -> EntryRead:
@@ -359,8 +438,9 @@ def _local_motion(small: np.ndarray, before: np.ndarray) -> float:
     return float(cv2.resize(cv2.absdiff(small, before), (8, 4), interpolation=cv2.INTER_AREA).max())
 
 
-def load_detector(model: Path | None = None, threads: int = 2) -> Detector:
-    """Our store detector (manifest entry `walkout-det`, hash checked) or the ONNX file `model`."""
+def load_detector(model: Path | None = None, threads: int = 2, spin: bool = True) -> Detector:
+    """Our store detector (manifest entry `walkout-det`, hash checked) or the ONNX file `model`; `spin`:
+    see RuntimeOptions (off where other cameras' models share the cores)."""
     from vision.inference.manifest import ModelManifest
     from vision.inference.runtime import RuntimeOptions, load_model
     from vision.inference.yolo import YoloDetector
@@ -371,7 +451,7 @@ def load_detector(model: Path | None = None, threads: int = 2) -> Detector:
             raise FileNotFoundError("models/manifest.yaml lists no 'walkout-det' detector yet: train it with "
                                     "`walkout train-detector`, or give an ultralytics ONNX export with --model")
         model = manifest.path_of("walkout-det")
-    return YoloDetector(load_model(model, RuntimeOptions(intra_op_threads=threads)))
+    return YoloDetector(load_model(model, RuntimeOptions(intra_op_threads=threads, spin=spin)))
 
 
 def shelf_for(store: Store, camera: str) -> ShelfStage | None:

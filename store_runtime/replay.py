@@ -3,8 +3,10 @@
 Every camera's recording is a file source on the scenario clock; each feeds its own camera node
 (detect, track, codes, shelf, zones, redact) exactly as live; the nodes publish to an embedded
 bus; a store runtime on a temporary SQLite database turns the events into sessions, baskets and
-charges. Frames of all cameras are taken in time order, so the runtime sees the store as it
-happened. Nothing reads truth.json except the scoring at the end (`--truth`).
+charges. Each camera runs in a thread of its own (`CameraFeed`), with its face blurring and video
+writing in another (NodeConfig.redact_in_thread), so a replay uses every core; the runtime applies
+the cameras' events in frame-time order, so it sees the store as it happened, whichever thread was
+faster. Nothing reads truth.json except the scoring at the end (`--truth`).
 
 The same scenario gives the same receipts.json, events.jsonl and metrics.json bytes (apart from
 the realtime factor, which is a measurement): the clock is the scenario's, ids derive from what
@@ -29,11 +31,13 @@ from __future__ import annotations
 import contextlib
 import heapq
 import json
+import queue
 import shutil
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,6 +51,7 @@ ProgressFn = Callable[[float, float], None]
 # What a replay writes in OUT_DIR (SPEC section 5): a new run replaces all of them, whatever it made.
 OUTPUTS: tuple[str, ...] = ("receipts.json", "events.jsonl", "private", "metrics.json", "report.html")
 STAGING_PREFIX = ".walkout-replay-"
+FEED_AHEAD = 256  # frames a camera's thread may run ahead of the replay's
 
 
 class ReplayError(ValueError):
@@ -56,7 +61,9 @@ class ReplayError(ValueError):
 @dataclass(frozen=True)
 class ReplayOptions:
     model: Path | None = None  # detector ONNX; default: the manifest's walkout-det
-    threads: int = 2  # ONNX Runtime intra-op threads
+    # ONNX Runtime intra-op threads of each camera's detector: one, because every camera and its face
+    # blurring run in threads of their own already, which fill two cores (more threads only wait).
+    threads: int = 1
     detect_every: int = 3
     truth: bool = False  # score against truth.json and write metrics.json
     clips: Path | None = None  # write review clips of shelf events here (store_runtime.clips)
@@ -78,14 +85,82 @@ class ReplayResult:
         return realtime_factor(self.recorded_seconds, self.wall_seconds)
 
 
-def _frames_in_time_order(sources: dict[str, Iterator]) -> Iterator[tuple[str, Any]]:
-    """(camera, frame) of every camera, by frame time; ties by camera id, so the order is fixed."""
-    def tagged(camera: str, frames: Iterator) -> Iterator[tuple[float, str, int, Any]]:
-        for frame in frames:
-            yield frame.t, camera, frame.index, frame
+class CameraFeed:
+    """One camera's recording stepped through its node in a thread of its own, so that the cameras of a
+    replay use the machine's cores side by side (face detection, the detector, decoding and encoding
+    let go of the GIL). What each frame published goes to the replay's thread through a bounded queue,
+    in frame order: the runtime still applies every camera's events in time order, so the outputs are
+    the same bytes as one camera after the other. A recording that fails ends the feed with its error,
+    which `results` raises in the replay's thread."""
 
-    for _, camera, _, frame in heapq.merge(*(tagged(c, s) for c, s in sorted(sources.items()))):
-        yield camera, frame
+    def __init__(self, camera: str, node: Any, bus: Any, frames: Iterable[Any]) -> None:
+        self.camera, self.node, self.bus, self.frames = camera, node, bus, frames
+        # Per frame only its events wait here, never pictures: a few hundred frames ahead is a few KB.
+        self.queue: queue.Queue = queue.Queue(maxsize=FEED_AHEAD)
+        self.stop = threading.Event()
+        self.final_events: list = []  # what `finish` published, once `results` is exhausted
+        self.thread = threading.Thread(target=self._run, name=f"walkout-replay-{camera}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for frame in self.frames:
+                if self.stop.is_set():
+                    return
+                self.node.step(frame)
+                self._put((frame.t, frame.index, self.bus.drain()))
+            self.node.finish()
+            self._put(_Finished(self.bus.drain()))
+        except BaseException as exc:  # handed over to the replay's thread, which raises it
+            self._put(_Failed(exc))
+        finally:
+            self.node.close()
+
+    def _put(self, item: object) -> None:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def results(self) -> Iterator[tuple[float, str, int, list]]:
+        """(t, camera, frame index, events) of every frame, in order; the feed's error if it failed."""
+        while True:
+            item = self.queue.get()
+            if isinstance(item, _Finished):
+                self.final_events = item.events
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            t, index, events = item
+            yield t, self.camera, index, events
+
+
+@dataclass(frozen=True)
+class _Finished:
+    events: list
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+def in_time_order(feeds: list[CameraFeed]) -> Iterator[tuple[str, float, list]]:
+    """(camera, t, events) of every frame of every feed, by frame time; ties by camera id, then frame
+    index, so the order is fixed whichever thread was faster."""
+    for t, camera, _, events in heapq.merge(*(feed.results() for feed in sorted(feeds, key=lambda f: f.camera))):
+        yield camera, t, events
+
+
+def stop_feeds(feeds: list[CameraFeed]) -> None:
+    for feed in feeds:
+        feed.stop.set()
+    for feed in feeds:
+        feed.thread.join()
 
 
 def terminal_progress(stream=sys.stderr) -> ProgressFn | None:
@@ -184,7 +259,6 @@ def _replay(scenario: Scenario, out_dir: Path, options: ReplayOptions, progress:
     # detection ran late on a busy machine, so the same recording gives the same private video and clips.
     privacy = PrivacyConfig(budget_ms=None)
     (out_dir / "private").mkdir(parents=True, exist_ok=True)
-    bus = MemoryBus()
     now = [scenario.start_unix]
 
     with tempfile.TemporaryDirectory(prefix="walkout-replay-") as tmp, ExitStack() as stack:
@@ -193,42 +267,44 @@ def _replay(scenario: Scenario, out_dir: Path, options: ReplayOptions, progress:
         opened = {camera: stack.enter_context(open_source(SourceConfig(kind="file", uri=video, camera=camera,
                                                                         start=scenario.start_unix)))
                   for camera, video in sorted(scenario.video_paths.items())}
-        detector = load_detector(options.model, options.threads)
         db = open_database(f"sqlite:///{Path(tmp) / 'replay.db'}")
         stack.callback(db.close)
         runtime = StoreRuntime(db, store, clock=lambda: now[0])
-        sources, nodes, fps = {}, {}, {}
+        nodes, fps, feeds = {}, {}, []
         duration = 0.0  # of the longest recording as its container says, for the progress bar
         frames_read = dict.fromkeys(scenario.video_paths, 0)
         for camera, source in opened.items():
             info = source.info
             recorder = stack.enter_context(PrivateRecorder(out_dir / "private" / f"{camera}.mp4",
                                                            size=(info.width, info.height), fps=info.fps))
-            nodes[camera] = CameraNode(store.config, camera, detector=detector, bus=bus,
-                                       config=NodeConfig(detect_every=options.detect_every),
+            node_bus = MemoryBus()
+            # A detector of its own: the cameras run side by side, and a detector keeps its input buffers.
+            detector = load_detector(options.model, options.threads, spin=False)
+            nodes[camera] = CameraNode(store.config, camera, detector=detector, bus=node_bus,
+                                       config=NodeConfig(detect_every=options.detect_every, redact_in_thread=True),
                                        shelf=shelf_for(store, camera), redactor=Redactor.from_manifest(privacy),
                                        sink=recorder.write)
             if options.clips is not None and store.config.cameras[camera].slots:
                 nodes[camera].clips = ClipRecorder(options.clips, camera)
-            sources[camera] = iter(source)
+            feeds.append(CameraFeed(camera, nodes[camera], node_bus, source))
             fps[camera], duration = info.fps, max(duration, (info.frames or 0) / info.fps)
+        # Stopped and joined before the recordings close (ExitStack runs its callbacks last in, first out).
+        stack.callback(stop_feeds, feeds)
+        for feed in feeds:
+            feed.start()
 
-        def deliver() -> None:
-            for event in bus.drain():
-                runtime.apply(event)
-
-        for camera, frame in _frames_in_time_order(sources):
-            now[0] = frame.t
+        for camera, t, events in in_time_order(feeds):
+            now[0] = t
             frames_read[camera] += 1
-            nodes[camera].step(frame)
-            deliver()
+            for event in events:
+                runtime.apply(event)
             if progress:
-                progress(frame.t - scenario.start_unix, duration)
+                progress(t - scenario.start_unix, duration)
         # What was read, not what the containers said (a file may not say, or say wrong).
         duration = max((frames_read[c] / fps[c] for c in fps), default=0.0)
-        for camera in sorted(nodes):
-            nodes[camera].finish()
-        deliver()
+        for feed in feeds:  # sorted by camera, as the recordings were opened
+            for event in feed.final_events:
+                runtime.apply(event)
         runtime.finish(scenario.start_unix + duration)
 
         receipts = [r.to_spec(scenario.start_unix) for r in runtime.receipts()]

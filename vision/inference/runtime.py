@@ -36,6 +36,9 @@ class RuntimeOptions:
     intra_op_threads: int = 0  # 0: let ONNX Runtime choose (one per physical core)
     optimisation: Optimisation = "all"
     warmup_runs: int = 1
+    # Intra-op threads busy-wait for work between operators: the fastest for one model alone on the
+    # machine, wasted cores when several models (a replay's cameras) run side by side.
+    spin: bool = True
 
     def __post_init__(self) -> None:
         if self.intra_op_threads < 0:
@@ -105,6 +108,8 @@ def load_model(path: Path, options: RuntimeOptions = RuntimeOptions()) -> Loaded
     so = ort.SessionOptions()
     so.intra_op_num_threads = options.intra_op_threads
     so.inter_op_num_threads = 1
+    if not options.spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = {
         "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
