@@ -7,12 +7,17 @@ misses faces:
 
 - the head of every person track is blurred whether or not a face is seen there (people turn their
   back and turn round again, and a face detector misses profiles and small faces);
-- CenterFace runs on the whole frame every `full_every`-th frame, and whenever the picture changed
-  a lot since it last did (someone walks into the gate's close-up), and finds the faces that have
-  no person track; a new face it offers counts when it scores well, when the picture under it
-  moved (pictures of faces on packages sit still), or when a closer look confirms it;
-- on every frame it runs on small crops around the faces already followed (where they should be
-  now, from their speed), and with each whole-frame pass around the heads of person tracks, each
+- CenterFace looks for new faces every `full_every`-th frame, and whenever the picture changed a
+  lot since it last did (someone walks into the gate's close-up), and finds the faces that have no
+  person track; a new face it offers counts when it scores well, when the picture under it moved
+  (pictures of faces on packages sit still), or when a closer look confirms it. It looks at the
+  whole frame every `whole_every`-th frame; the passes between look only at the parts that changed
+  since they were last looked at (grown around, at the whole look's scale), because pixels that did
+  not change give the face model the answer it gave then: a shopper walking down a 720p aisle is a
+  tenth of the frame;
+- every `follow_every`-th frame it runs on small crops around the faces already followed (where
+  they should be now, from their speed), and with each pass for new faces around the heads of
+  person tracks, each
   crop scaled so that the face in it is about `crop_face_px` high: a small face in a 720p aisle is
   looked at in the size CenterFace likes, and a big close-up face costs no more than a small one.
 
@@ -67,6 +72,14 @@ class PrivacyConfig:
     full_on_motion: float | None = 6.0
     # Longest side of the frame as the face model sees it on a whole-frame pass (None: full resolution).
     full_max_side: int | None = 640
+    # The pass for new faces covers the whole frame at least every k-th frame (1: always); between, only
+    # the parts of the picture that changed since the last whole one.
+    whole_every: int = 15
+    # A part of the picture changed when its grey level (0-255, on a 1/8-scale picture, which averages
+    # sensor noise away) differs by this much from when a pass for new faces last looked at it.
+    change_level: float = 8.0
+    # When the changed parts, grown, cover more than this share of the frame, the pass is whole.
+    change_max_share: float = 0.5
     # Face model score from which a face counts in a crop around a head or a face followed. Low: a blurred
     # bit of shelf costs less than a face.
     score_threshold: float = 0.2
@@ -81,15 +94,18 @@ class PrivacyConfig:
     motion_change: float = 10.0
     # A place that failed the closer look is not looked at again until it has gone unseen this long.
     spot_frames: int = 45
+    # Faces already followed are looked for in crops every k-th frame (1: every frame); between, their box
+    # spans the sightings either side (see lookahead), grown by its age.
+    follow_every: int = 2
     # Crops around known faces and heads are scaled so that the face in them is about this high.
-    crop_face_px: int = 64
+    crop_face_px: int = 48
     # A crop spans the face's predicted box grown by this share of its size on each side (motion slack).
     search: float = 1.0
     # Face detection time per frame (ms) after which the frame is blurred whole; None: no limit. A
     # whole-frame pass takes 30-120 ms on one CPU core: this much means the machine is in trouble.
     budget_ms: float | None = 500.0
     # Every blurred face box is grown by this share of its longer side on each side: hair, ears, chin.
-    margin: float = 0.5
+    margin: float = 0.6
     # A region stays blurred this many frames after its last sighting.
     persist_frames: int = 10
     # Extra growth per frame unseen (share of the region's size on each side): the guess gets vaguer.
@@ -109,8 +125,8 @@ class PrivacyConfig:
     lookahead: int = 4
 
     def __post_init__(self) -> None:
-        for name, low in (("full_every", 1), ("crop_face_px", 16), ("persist_frames", 0), ("max_regions", 1),
-                          ("spot_frames", 0), ("lookahead", 0)):
+        for name, low in (("full_every", 1), ("whole_every", 1), ("follow_every", 1), ("crop_face_px", 16),
+                          ("persist_frames", 0), ("max_regions", 1), ("spot_frames", 0), ("lookahead", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"PrivacyConfig.{name}: expected an integer of at least {low}, got {value!r}")
@@ -126,6 +142,8 @@ class PrivacyConfig:
             _check_share(name, getattr(self, name), 0.0, 10.0)
         _check_share("strength", self.strength, 0.01, 10.0)
         _check_share("motion_change", self.motion_change, 0.0, 255.0)
+        _check_share("change_level", self.change_level, 0.0, 255.0)
+        _check_share("change_max_share", self.change_max_share, 0.0, 1.0)
         if self.full_on_motion is not None:
             _check_share("full_on_motion", self.full_on_motion, 0.0, 255.0)
         _check_share("head_top", self.head_top, -1.0, 1.0)
@@ -204,6 +222,7 @@ class RedactionStats:
 
     frames: int = 0
     full_passes: int = 0  # whole-frame face detections
+    change_passes: int = 0  # passes for new faces on the parts of the picture that changed only
     crop_passes: int = 0  # face detections on crops
     regions: int = 0  # blurred regions, summed over frames
     failed_error: int = 0  # frames blurred whole because the face model raised or answered nonsense
@@ -235,6 +254,12 @@ class _Region:
     def box(self) -> np.ndarray:
         return self.sightings[-1][1]
 
+    @property
+    def span(self) -> float:
+        """The longest side of its recent sightings: a face turning to profile gets a narrow box on one
+        frame, while the head around it is as big as it was a moment ago."""
+        return max(float(max(b[2] - b[0], b[3] - b[1])) for _, b in self.sightings)
+
     def add(self, step: int, box: np.ndarray) -> None:
         moved = _speed(self.sightings[-1], (step, box))
         self.velocity = moved if len(self.sightings) == 1 else 0.5 * self.velocity + 0.5 * moved
@@ -242,16 +267,17 @@ class _Region:
 
     def box_at(self, step: int) -> tuple[np.ndarray, int, np.ndarray]:
         """(box, frames to the nearest sighting, (x, y) pixels run at the face's speed) on frame `step`:
-        a sighting's own box, a straight line between the sightings either side, or a run at the
-        face's speed from the nearest one."""
+        a sighting's own box, the box spanning the sightings either side (between two looks a face may
+        have stood still, then walked off: a straight line between them would cut the face at one end),
+        or a run at the face's speed from the nearest one."""
         before = [s for s in self.sightings if s[0] <= step]
         after = [s for s in self.sightings if s[0] > step]
         if before and before[-1][0] == step:
             return before[-1][1], 0, np.zeros(2)
         if before and after:
             (s0, b0), (s1, b1) = before[-1], after[0]
-            w = (step - s0) / (s1 - s0)
-            return (1 - w) * b0 + w * b1, min(step - s0, s1 - step), np.zeros(2)
+            hull = np.concatenate([np.minimum(b0[:2], b1[:2]), np.maximum(b0[2:], b1[2:])])
+            return hull, min(step - s0, s1 - step), np.zeros(2)
         if before:
             s0, b0 = before[-1]
             velocity = self.velocity
@@ -294,7 +320,7 @@ class Redactor:
     With `lookahead` L, a frame leaves L frames after it came in: a face first found on frame n is
     then also blurred on the L frames before it (traced back at its speed), which covers a face
     entering the picture before the detector can see enough of it, and the frames between two
-    sightings get the straight line between them instead of a guess. Between frames it keeps only
+    sightings get the box spanning both instead of a guess. Between frames it keeps only
     the L pending frames and the faces seen in the last `persist_frames` + L frames (at most
     `max_regions`). `faces` is the face model (`Redactor.from_manifest` loads CenterFace); `clock`
     (seconds) measures the time budget and is there for tests.
@@ -312,7 +338,10 @@ class Redactor:
         self._pending: deque[_Pending] = deque()
         self._spots: list[list] = []  # [box, step last seen] of places that only look like faces
         self._history: deque[np.ndarray] = deque(maxlen=2)  # the last frames' raw images, for _moved
-        self._last_full: np.ndarray | None = None  # a thumbnail of the last whole-frame pass's picture
+        self._last_full: np.ndarray | None = None  # a thumbnail of the last pass for new faces' picture
+        self._last_whole: int | None = None  # the step of the last whole pass
+        # A thumbnail of the picture as each of its parts was when a pass for new faces last looked at it.
+        self._looked: np.ndarray | None = None
         self._step = 0
         self._full_due = True  # the first frame, and the one after a failure, looks at everything
 
@@ -349,6 +378,7 @@ class Redactor:
         if self._history and self._history[-1].shape != frame.image.shape:
             # The camera changed resolution: earlier pictures say nothing about this one.
             self._history.clear()
+            self._last_whole = None
             self._full_due = True
         pending = _Pending(frame, step, self._heads(tracks))
         # Where each face followed should be on this frame: the crops look there, the sightings match it.
@@ -404,9 +434,22 @@ class Redactor:
         cfg = self.config
         full = self._full_due or step % cfg.full_every == 0 or self._busy(image)
         windows = []
+        # Faces followed are looked for every `follow_every`-th frame (and with every pass for new ones);
+        # the frames between get the box spanning two sightings, which the look-ahead provides. A face seen
+        # once is looked for on the next frame too: its speed, from the second sighting, is what traces
+        # it back onto the frames before it was found (a face coming in at the picture's edge).
+        follow = full or step % cfg.follow_every == 0
         for region, box in zip(self._regions, predicted, strict=True):
+            if not follow and len(region.sightings) > 1:
+                continue
             slack = cfg.search * (2 if len(region.sightings) == 1 else 1)  # seen once: no speed yet, look further
-            windows.append((_grow(box, slack), region.box[3] - region.box[1]))
+            window = _grow(box, slack)
+            if step - region.seen > 1:
+                # Not looked for since: it may have stopped where it was last seen (a shopper stops at the
+                # gate) while its old speed runs the prediction away, so the crop spans both places.
+                last = _grow(region.box, slack)
+                window = np.concatenate([np.minimum(window[:2], last[:2]), np.maximum(window[2:], last[2:])])
+            windows.append((window, region.box[3] - region.box[1]))
         if full:
             # Heads are blurred on every frame anyway; a close look at them, for small faces to follow after
             # their track is lost, comes with the whole-frame pass. A head region is where the tracker puts
@@ -421,10 +464,8 @@ class Redactor:
         if not full:
             return trusted
         self._check_budget(started)
-        boxes, scores = self._boxes(self.faces.detect(image), "whole frame", cfg.discover_score)
-        self.stats.full_passes += 1
+        boxes, scores = self._discover(image, step)
         self._full_due = False
-        self._last_full = _thumbnail(image) if cfg.full_on_motion is not None else None
         new = []
         for box, score in zip(boxes, scores, strict=True):
             if _centre_in(box, trusted, 0.25):
@@ -439,6 +480,40 @@ class Redactor:
                 else:
                     new.append(confirmed)
         return np.concatenate([trusted, np.array(new).reshape(-1, 4)])
+
+    def _discover(self, image: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate new faces (boxes, scores) at `discover_score`: of the whole frame, or when it had a
+        whole look less than `whole_every` frames ago, of the parts that changed since, each grown and
+        looked at in the whole look's scale (the same faces found, at a fraction of the cost)."""
+        cfg = self.config
+        thumb = _thumbnail(image)
+        self._last_full = thumb
+        windows = None
+        if self._last_whole is not None and step - self._last_whole < cfg.whole_every and self._looked is not None:
+            windows = _changed_windows(thumb, self._looked, image.shape, cfg.change_level, cfg.change_max_share)
+        if windows is None:
+            self._last_whole, self._looked = step, thumb
+            self.stats.full_passes += 1
+            return self._boxes(self.faces.detect(image), "whole frame", cfg.discover_score)
+        self.stats.change_passes += 1
+        height, width = image.shape[:2]
+        fx, fy = thumb.shape[1] / width, thumb.shape[0] / height
+        for x1, y1, x2, y2 in windows:  # the thumbnail's cells wholly inside a window were looked at now
+            tx1, ty1, tx2, ty2 = math.ceil(x1 * fx), math.ceil(y1 * fy), math.floor(x2 * fx), math.floor(y2 * fy)
+            self._looked[ty1:ty2, tx1:tx2] = thumb[ty1:ty2, tx1:tx2]
+        scale = min(1.0, cfg.full_max_side / max(height, width)) if cfg.full_max_side else 1.0
+        found, scores = [np.zeros((0, 4))], [np.zeros(0, np.float32)]
+        for x1, y1, x2, y2 in windows:
+            crop = image[y1:y2, x1:x2]
+            if scale < 1.0:
+                crop = cv2.resize(crop, (max(1, round((x2 - x1) * scale)), max(1, round((y2 - y1) * scale))),
+                                  interpolation=cv2.INTER_AREA)
+            sx, sy = crop.shape[1] / (x2 - x1), crop.shape[0] / (y2 - y1)
+            boxes, window_scores = self._boxes(self.faces.detect(np.ascontiguousarray(crop)), "changed part",
+                                               cfg.discover_score)
+            found.append(boxes / (sx, sy, sx, sy) + (x1, y1, x1, y1))
+            scores.append(window_scores)
+        return np.concatenate(found), np.concatenate(scores)
 
     def _look_closer(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
         """The box of a face confirmed at `confirm_score` in a crop around `box`, else None."""
@@ -569,9 +644,9 @@ class Redactor:
             if pending.step <= region.seen or age <= cfg.persist_frames:
                 # A position run on at the face's speed may be off by half the way run.
                 dx, dy = 0.5 * drift
-                # Grown by the face's longer side on both axes: a face seen sideways gets a narrow box,
-                # while the head around it is as wide as ever.
-                grow = (cfg.margin + cfg.age_growth * age) * max(box[2] - box[0], box[3] - box[1])
+                # Grown on both axes by the longest side the face had lately (`span`): a face seen sideways
+                # gets a narrow box, while the head around it is as wide as ever.
+                grow = (cfg.margin + cfg.age_growth * age) * region.span
                 boxes.append(box + (-grow - dx, -grow - dy, grow + dx, grow + dy))
         blur_regions(image, boxes, cfg.blur, cfg.strength)
         regions = np.array(boxes, np.float32).reshape(-1, 4)
@@ -585,7 +660,9 @@ class Redactor:
             self.stats.failed_budget += 1
         self.stats.last_error = detail[:300]
         pending.failed = True
-        self._full_due = True  # what the regions knew may be stale: look at everything next time
+        # What the regions knew may be stale, and the failed pass may not have looked where it says: look
+        # at the whole picture next time.
+        self._full_due, self._last_whole = True, None
 
 
 # ---------------------------------------------------------------------------------------- geometry and pixels
@@ -622,6 +699,38 @@ def _merge_windows(windows: list[tuple[np.ndarray, float]], shape: tuple[int, ..
                     break
         out.append((box, face_h))
     return out
+
+
+def _changed_windows(thumb: np.ndarray, reference: np.ndarray, shape: tuple[int, ...], level: float,
+                     max_share: float) -> list[tuple[int, int, int, int]] | None:
+    """Rectangles (x1, y1, x2, y2 frame pixels) around the parts of `thumb` that differ from `reference`
+    by more than `level`, grown on each side by a tenth of the frame's shorter side and at least 32 px
+    (a face only partly changed, such as a head turning, is looked at whole and with its surroundings)
+    and merged where they meet; None when they would cover more than `max_share` of the frame, or the
+    sizes differ."""
+    if thumb.shape != reference.shape:
+        return None
+    changed = (cv2.absdiff(thumb, reference) > level).astype(np.uint8)
+    if not changed.any():
+        return []
+    grown = cv2.dilate(changed, np.ones((3, 3), np.uint8))
+    count, _, cells, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    height, width = shape[:2]
+    fx, fy = width / thumb.shape[1], height / thumb.shape[0]
+    rects = []
+    grow = max(32.0, 0.1 * min(width, height))
+    for x, y, w, h, _ in cells[1:count]:
+        rects.append((max(0, math.floor(x * fx - grow)), max(0, math.floor(y * fy - grow)),
+                      min(width, math.ceil((x + w) * fx + grow)), min(height, math.ceil((y + h) * fy + grow))))
+    while True:  # a merged rectangle may reach another: merge until none meet
+        merged = [(min(r[0] for r in g), min(r[1] for r in g), max(r[2] for r in g), max(r[3] for r in g))
+                  for g in _groups(rects)]
+        if len(merged) == len(rects):
+            break
+        rects = merged
+    if sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in rects) > max_share * width * height:
+        return None
+    return sorted(rects)
 
 
 def _thumbnail(image: np.ndarray) -> np.ndarray:

@@ -273,6 +273,7 @@ def test_overlapping_regions_leave_no_seam_across_a_face() -> None:
     ("max_regions", 0), ("margin", -0.1), ("margin", float("nan")), ("strength", 0), ("score_threshold", 1.0),
     ("confirm_score", 0.1),  # below score_threshold: would confirm what was never found
     ("budget_ms", 0), ("budget_ms", -5.0), ("full_max_side", 100), ("head_bottom", -0.5), ("blur", "pixelate"),
+    ("whole_every", 0), ("follow_every", 0), ("change_level", -1), ("change_max_share", 1.5),
 ])
 def test_config_errors_name_the_field(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=rf"PrivacyConfig\.{field}"):
@@ -286,7 +287,8 @@ def test_a_missed_face_stays_blurred_for_persist_frames_then_is_forgotten() -> N
     # Seen on frames 0-4, then missed (turned away): blurred for `persist_frames` more frames, no flicker.
     persist = 6
     frames = [painted(i, ((FACE, SEEN if i < 5 else MISSED),)) for i in range(20)]
-    redactor = Redactor(FakeFaces(), PrivacyConfig(budget_ms=None, persist_frames=persist, lookahead=2))
+    redactor = Redactor(FakeFaces(), PrivacyConfig(budget_ms=None, persist_frames=persist, lookahead=2,
+                                                   follow_every=1))
     out = run(redactor, frames)
     assert [r.index for r in out] == list(range(20))
     blurred = [anonymized(f, r) for f, r in zip(frames, out, strict=True)]
@@ -307,11 +309,62 @@ def test_a_moving_face_is_followed_between_whole_frame_passes() -> None:
     boxes = [(20.0 + 12 * i, 60.0, 60.0 + 12 * i, 110.0) for i in range(15)]
     frames = [painted(i, ((b, SEEN),)) for i, b in enumerate(boxes)]
     faces = FakeFaces()
-    redactor = Redactor(faces, PrivacyConfig(budget_ms=None, full_every=5, lookahead=0))
+    redactor = Redactor(faces, PrivacyConfig(budget_ms=None, full_every=5, whole_every=1, follow_every=1,
+                                             lookahead=0))
     out = run(redactor, frames)
     assert all(anonymized(f, r, b) for f, r, b in zip(frames, out, boxes, strict=True))
     assert redactor.stats.full_passes == 3
     assert redactor.stats.crop_passes >= 12, "followed by crops in between"
+
+
+class SizesSeen(FakeFaces):
+    """The fake model, noting the size of every picture it was shown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[tuple[int, int]] = []
+
+    def detect(self, image: np.ndarray) -> Detections:
+        self.sizes.append(image.shape[1::-1])
+        return super().detect(image)
+
+
+def test_passes_between_whole_ones_look_only_where_the_picture_changed() -> None:
+    # Frames 0-2 are the same empty aisle; on frame 3 a face comes into a corner. The pass on frame 3 looks
+    # at that corner only (the rest of the picture gave no face on frame 0 and has not changed), finds the
+    # face there, and the frame leaves with it blurred. The pass on frame 15 is whole again.
+    corner = (240.0, 20.0, 280.0, 70.0)
+    frames = [painted(i, () if i < 3 else ((corner, SEEN),)) for i in range(16)]
+    faces = SizesSeen()
+    redactor = Redactor(faces, PrivacyConfig(budget_ms=None, full_every=3, whole_every=15, lookahead=0,
+                                             full_on_motion=None))
+    out = run(redactor, frames)
+    assert not any(r.regions.size for r in out[:3])
+    assert all(anonymized(f, r, corner) for f, r in zip(frames[3:], out[3:], strict=True))
+    assert redactor.stats.full_passes == 2 and redactor.stats.change_passes == 4  # 0, 15 whole; 3, 6, 9, 12
+    whole = faces.sizes[0]
+    changed = faces.sizes[1]  # the pass on frame 3 (no face was followed before it)
+    assert changed[0] * changed[1] < 0.5 * whole[0] * whole[1], "the changed corner, not the frame"
+    assert faces.sizes.count(whole) == 2
+
+
+def test_a_still_picture_costs_whole_passes_only() -> None:
+    # Nothing changes: the passes between whole ones have nothing to look at, and call the model not at all.
+    faces = SizesSeen()
+    redactor = Redactor(faces, PrivacyConfig(budget_ms=None, full_every=3, whole_every=9, lookahead=0))
+    run(redactor, [painted(i, ()) for i in range(18)])
+    assert redactor.stats.full_passes == 2 and redactor.stats.change_passes == 4 and faces.calls == 2
+
+
+def test_a_followed_face_that_stops_is_found_where_it_stopped() -> None:
+    # A shopper walks fast to the gate and stops; faces are looked for every 3rd frame. The prediction runs
+    # on at the old speed, so the crop also spans where the face was last seen, and it is found there.
+    boxes = [(10.0 + 30 * min(i, 6), 60.0, 50.0 + 30 * min(i, 6), 110.0) for i in range(16)]
+    frames = [painted(i, ((b, SEEN),)) for i, b in enumerate(boxes)]
+    redactor = Redactor(FakeFaces(), PrivacyConfig(budget_ms=None, full_every=15, whole_every=15, follow_every=3,
+                                                   persist_frames=2, lookahead=3, full_on_motion=None))
+    out = run(redactor, frames)
+    assert all(anonymized(f, r, b) for f, r, b in zip(frames, out, boxes, strict=True))
 
 
 @pytest.mark.parametrize(("moving", "blurred"), [
@@ -406,7 +459,8 @@ def test_a_slow_face_model_fails_closed_and_the_next_frame_starts_afresh() -> No
         now[0] += 0.25 if call in slow_calls else 0.01
 
     faces = FakeFaces(behave)
-    redactor = Redactor(faces, PrivacyConfig(budget_ms=100, lookahead=0, full_every=10), clock=lambda: now[0])
+    redactor = Redactor(faces, PrivacyConfig(budget_ms=100, lookahead=0, full_every=10, follow_every=1),
+                        clock=lambda: now[0])
     first = redactor.redact(painted(0))
     slow_calls.add(faces.calls + 1)  # the next call is slow
     late = redactor.redact(painted(1))
