@@ -116,6 +116,65 @@ def test_only_redacted_frames_reach_the_sink_every_one_in_order() -> None:
     assert [p.index for p in out] == [0, 1, 2, 3, 4] and all(isinstance(p, RedactedFrame) for p in out)
 
 
+class PaintedFaces:
+    """Finds the bright square painted on some frames: the redactor's output depends on what it saw."""
+
+    def detect(self, image: np.ndarray) -> Detections:
+        ys, xs = np.nonzero(image[:, :, 0] > 200)
+        if not len(xs):
+            return Detections.empty(("face",))
+        box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
+        return Detections(box, np.ones(1, np.float32), np.zeros(1, np.int32), ("face",))
+
+
+def _gate_frames(count: int) -> list[Frame]:
+    rng = np.random.default_rng(5)
+    frames = []
+    for i in range(count):
+        image = rng.integers(40, 120, (480, 640, 3), dtype=np.uint8)
+        if 3 <= i < 9:
+            image[100 + 5 * i:160 + 5 * i, 200:260] = 230  # a face moving down
+        frames.append(Frame("gate", i, i / 15, image))
+    return frames
+
+
+def test_redaction_in_its_own_thread_lets_out_the_same_pictures() -> None:
+    from vision.privacy import PrivacyConfig, Redactor
+
+    config = load_scenario(SAMPLES / "01-single").store.config
+    pictures = {}
+    for threaded in (False, True):
+        out: list = []
+        node = CameraNode(config, "gate", detector=NoDetector(), bus=MemoryBus(), sink=out.append,
+                          redactor=Redactor(PaintedFaces(), PrivacyConfig(budget_ms=None)),
+                          config=NodeConfig(redact_in_thread=threaded))
+        for frame in _gate_frames(14):
+            node.step(frame)
+        node.finish()
+        assert set(node.timings.summary()) >= {"redact", "sink"}
+        pictures[threaded] = [(p.index, p.image.tobytes(), p.regions.tobytes()) for p in out]
+    assert [p[0] for p in pictures[True]] == list(range(14))
+    assert pictures[True] == pictures[False]
+
+
+def test_a_failing_sink_in_the_redaction_thread_fails_the_node() -> None:
+    from vision.privacy import PrivacyConfig, Redactor
+
+    config = load_scenario(SAMPLES / "01-single").store.config
+
+    def full_disk(picture: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    node = CameraNode(config, "gate", detector=NoDetector(), bus=MemoryBus(), sink=full_disk,
+                      redactor=Redactor(NoFaces(), PrivacyConfig(lookahead=0)),
+                      config=NodeConfig(redact_in_thread=True))
+    with pytest.raises(OSError, match="No space left"):
+        for frame in _gate_frames(40):  # the error comes back at a later frame, or at the latest at finish
+            node.step(frame)
+        node.finish()
+    node.close()  # a no-op once the thread is gone: nothing hangs
+
+
 @pytest.mark.parametrize("kw, field", [({"detect_every": 0}, "detect_every"), ({"motion_threshold": 300}, "motion")])
 def test_bad_node_config_names_the_field(kw: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
