@@ -356,10 +356,17 @@ def _training_seconds(ws: Workspace) -> float | None:
 
     try:
         with open(ws.run / "results.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-        return round(float(rows[-1]["time"]), 1)
-    except (OSError, KeyError, IndexError, ValueError):
+            return training_seconds([float(row["time"]) for row in csv.DictReader(f)])
+    except (OSError, KeyError, ValueError):
         return None
+
+
+def training_seconds(times: list[float]) -> float | None:
+    """The training's wall time from results.csv's `time` column, which counts from 0 again in each
+    session that resumed the run: the last time of every session, added up."""
+    if not times:
+        return None
+    return round(sum(a for a, b in zip(times, times[1:], strict=False) if b < a) + times[-1], 1)
 
 
 def manifest_entry(recipe: Recipe, result: dict[str, Any], recipe_file: str) -> dict[str, Any]:

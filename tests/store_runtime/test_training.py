@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from store_runtime.training import RECIPE, Recipe, Tiles, TrainingError, tile_split
+from store_runtime.training import RECIPE, Recipe, Tiles, TrainingError, tile_split, training_seconds
 
 HAS_ULTRALYTICS = importlib.util.find_spec("ultralytics") is not None
 
@@ -65,6 +65,12 @@ def _labels_in_pixels(path: Path, size: tuple[int, int]) -> list[tuple[int, tupl
         c, cx, cy, bw, bh = map(float, line.split())
         out.append((int(c), (cx * w - bw * w / 2, cy * h - bh * h / 2, cx * w + bw * w / 2, cy * h + bh * h / 2)))
     return out
+
+
+def test_training_time_adds_up_the_sessions_of_a_resumed_run() -> None:
+    # results.csv's time restarts in each session that resumed: 12 epochs in 8,199 s, then 2 in 1,155 s.
+    assert training_seconds([1469.0, 8199.1, 434.5, 1154.8]) == 9353.9
+    assert training_seconds([100.0, 200.0]) == 200.0 and training_seconds([]) is None
 
 
 def test_tiles_are_cut_at_the_deployed_scale_around_the_hand(tmp_path: Path) -> None:
