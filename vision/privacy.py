@@ -17,9 +17,9 @@ misses faces:
   tenth of the frame;
 - every `follow_every`-th frame it runs on small crops around the faces already followed (where
   they should be now, from their speed), and with each pass for new faces around the heads of
-  person tracks, each
-  crop scaled so that the face in it is about `crop_face_px` high: a small face in a 720p aisle is
-  looked at in the size CenterFace likes, and a big close-up face costs no more than a small one.
+  person tracks, each crop scaled so that the face in it is about `crop_face_px` high: a small face
+  in a 720p aisle is looked at in the size CenterFace likes, and a big close-up face costs no more
+  than a small one.
 
 A region stays blurred for `persist_frames` frames after it was last seen, moved along at its speed
 and grown with its age, so that a face the model misses for a frame or two does not flicker through
@@ -73,7 +73,7 @@ class PrivacyConfig:
     # Longest side of the frame as the face model sees it on a whole-frame pass (None: full resolution).
     full_max_side: int | None = 640
     # The pass for new faces covers the whole frame at least every k-th frame (1: always); between, only
-    # the parts of the picture that changed since the last whole one.
+    # the parts of the picture that changed since a pass last looked at them.
     whole_every: int = 15
     # A part of the picture changed when its grey level (0-255, on a 1/8-scale picture, which averages
     # sensor noise away) differs by this much from when a pass for new faces last looked at it.
