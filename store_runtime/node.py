@@ -22,6 +22,7 @@ got wrong. A replay steps frames only and never reports camera status: its outpu
 from __future__ import annotations
 
 import math
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -195,8 +196,6 @@ class _RedactionLine:
     PENDING = 4  # frames queued for redaction: bounded memory (a 720p frame is 2.7 MB)
 
     def __init__(self, node: CameraNode) -> None:
-        import queue
-
         self.node = node
         self.queue: queue.Queue = queue.Queue(maxsize=self.PENDING)
         self.error: BaseException | None = None
