@@ -385,6 +385,9 @@ class CameraLoop:
         except Exception as exc:
             self.error = f"camera {self.camera}: {exc}"
             log.exception("camera %s stopped", self.camera)
+        finally:
+            if self._node is not None:
+                self._node.close()  # its redaction thread: stopped with the camera
 
     def _step(self, index: int, image: np.ndarray, read_t: float) -> None:
         """One frame (read from the camera at wall-clock `read_t`) through the node of its day; then
@@ -582,7 +585,8 @@ def run_live(options: LiveOptions, *, stop: threading.Event | None = None, out: 
         stack.callback(delivery.stop)
         # 4. Camera nodes: a detector and a face blurrer per camera (neither may be shared by threads).
         live_view = LiveView({c: tuple(spec.size) for c, spec in store.config.cameras.items()})
-        node_config = NodeConfig(detect_every=options.detect_every)
+        # Each camera's face blurring in a thread of its own: two cameras and their blurring fill two cores.
+        node_config = NodeConfig(detect_every=options.detect_every, redact_in_thread=True)
         clips = ClipStore(options.clips_dir or folder / "clips") if options.clips else None
         cameras: list[CameraLoop] = []
         for camera, video in sorted(scenario.video_paths.items()):
