@@ -367,6 +367,34 @@ def test_a_followed_face_that_stops_is_found_where_it_stopped() -> None:
     assert all(anonymized(f, r, b) for f, r, b in zip(frames, out, boxes, strict=True))
 
 
+def test_between_two_looks_a_face_is_blurred_wherever_it_was() -> None:
+    # Looked for on frames 0, 3 and 6; the shopper stands still until frame 4, then steps 30 px right.
+    # A straight line between the looks on frames 3 and 6 would put frames 4 and 5 a third and two thirds
+    # of the way, cutting the face on both; the box spanning both looks covers it (no margin, to see it).
+    boxes = [(100.0 + (30 if i >= 5 else 0), 80.0, 140.0 + (30 if i >= 5 else 0), 130.0) for i in range(8)]
+    frames = [painted(i, ((b, SEEN),)) for i, b in enumerate(boxes)]
+    redactor = Redactor(FakeFaces(), PrivacyConfig(budget_ms=None, full_every=30, whole_every=30, follow_every=3,
+                                                   lookahead=3, margin=0.0, age_growth=0.0, full_on_motion=None))
+    out = run(redactor, frames)
+    assert all(anonymized(f, r, b) for f, r, b in zip(frames, out, boxes, strict=True))
+
+
+def test_a_face_turning_to_profile_keeps_the_margin_of_its_size() -> None:
+    # Seen whole (80 px wide) on frames 0-3; from frame 4 the model sees only a 20 px strip of it, off its
+    # centre (a profile). Grown by the strip's own size the blur would stop a quarter short of the face's
+    # far edge; grown by the size the face had a moment ago it covers the whole face.
+    face = (100.0, 80.0, 180.0, 130.0)
+    frames = []
+    for i in range(8):
+        frame = painted(i, ((face, SEEN if i < 4 else MISSED),))
+        if i >= 4:
+            frame.image[80:130, 110:130] = painted(i, ((face, SEEN),)).image[80:130, 110:130]
+        frames.append(frame)
+    redactor = Redactor(FakeFaces(), PrivacyConfig(budget_ms=None, follow_every=1, lookahead=2, age_growth=0.0))
+    out = run(redactor, frames)
+    assert all(anonymized(f, r, face) for f, r in zip(frames, out, strict=True))
+
+
 @pytest.mark.parametrize(("moving", "blurred"), [
     # A weak face-like box that sits still, also at a closer look, is a picture on a package: left alone,
     # so shelves stay readable in review clips. The same weak box on something that moves is a face.
