@@ -367,6 +367,18 @@ def test_a_followed_face_that_stops_is_found_where_it_stopped() -> None:
     assert all(anonymized(f, r, b) for f, r, b in zip(frames, out, boxes, strict=True))
 
 
+def test_a_new_face_is_looked_for_again_at_once_to_trace_it_back() -> None:
+    # A face walking in fast is missed on frames 0-2 (too little of it shows) and found by the pass on
+    # frame 3. Looked for again on frame 4, not only on 6, its speed is known before frames 0 and 1 leave
+    # (4 frames late), so they are blurred where it was then.
+    boxes = [(10.0 + 25 * i, 80.0, 50.0 + 25 * i, 130.0) for i in range(9)]
+    frames = [painted(i, ((b, MISSED if i < 3 else SEEN),)) for i, b in enumerate(boxes)]
+    redactor = Redactor(FakeFaces(), PrivacyConfig(budget_ms=None, full_every=3, follow_every=3, lookahead=4,
+                                                   full_on_motion=None))
+    out = run(redactor, frames)
+    assert all(anonymized(f, r, b) for f, r, b in zip(frames, out, boxes, strict=True))
+
+
 def test_between_two_looks_a_face_is_blurred_wherever_it_was() -> None:
     # Looked for on frames 0, 3 and 6; the shopper stands still until frame 4, then steps 30 px right.
     # A straight line between the looks on frames 3 and 6 would put frames 4 and 5 a third and two thirds
