@@ -11,10 +11,9 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -401,7 +400,10 @@ def _cmd_node(args: argparse.Namespace) -> int:
         try:
             with open_source(source_config) as source:
                 if isinstance(source, LiveSource):
-                    with _stop_on_signals() as stop:
+                    from store_runtime.live import stop_on_signals
+
+                    stop = threading.Event()
+                    with stop_on_signals(stop):
                         for event in follow(node, source, stop=stop):
                             out.write(event.to_json() + "\n")
                             out.flush()  # a live node's events are read as they come (tail -f, a pipe)
@@ -428,28 +430,6 @@ def _cmd_node(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     print(json.dumps(stage_report({args.camera: node})), file=sys.stderr)
     return 0
-
-
-@contextlib.contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """An event that Ctrl-C and SIGTERM set (a live node then finishes and flushes its outbox); a
-    second signal while stopping ends the process at once."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handle(signum: int, _frame: object) -> None:
-        if stop.is_set():
-            os._exit(130)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _clip_redactor(clips: Path | None) -> Redactor | None:

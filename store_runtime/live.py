@@ -526,9 +526,9 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """Ctrl-C and SIGTERM set `stop` (the main thread then stops everything in order); a second one
-    while stopping ends the process at once."""
+    while stopping ends the process at once. `walkout run` and a live `walkout node` use it."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -571,7 +571,7 @@ def run_live(options: LiveOptions, *, stop: threading.Event | None = None, out: 
     store = scenario.store
     listener = _listen(options.host, options.port)
     configure_logging()
-    with _stop_on_signals(stop), contextlib.ExitStack() as stack:
+    with stop_on_signals(stop), contextlib.ExitStack() as stack:
         stack.callback(listener.close)
         # 2. Database: the first store day (and the operator credential).
         folder = Path(tempfile.mkdtemp(prefix="walkout-run-"))

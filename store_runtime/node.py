@@ -320,11 +320,9 @@ class CameraNode:
         elif self.sink is not None or self.clips is not None:
             self._let_out(self.redactor.flush())
         published = self._publish(events)
-        if self._line is not None:
-            line, self._line = self._line, None
-            line.end()
-            if line.error is not None:
-                raise line.error
+        error = self._end_line()
+        if error is not None:
+            raise error
         if self.clips is not None:
             with self.timings.stage("clips"):
                 self.clips.flush()
@@ -333,9 +331,15 @@ class CameraNode:
     def close(self) -> None:
         """Ends the redaction thread (NodeConfig.redact_in_thread) of a node that will not `finish`: a
         stopped replay. What was queued is still blurred and let out; nothing is raised."""
-        if self._line is not None:
-            line, self._line = self._line, None
-            line.end()
+        self._end_line()
+
+    def _end_line(self) -> BaseException | None:
+        """The redaction thread ended once what was queued is done; what failed there, if anything."""
+        if self._line is None:
+            return None
+        line, self._line = self._line, None
+        line.end()
+        return line.error
 
     def watch(self, health: SourceHealth, now: float, frame_t: float | None = None) -> list[Event]:
         """A live camera's health (`CameraWatch.update`): publishes and returns the status events."""
