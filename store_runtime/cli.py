@@ -314,13 +314,14 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
 
     data_dir = args.data if args.data is not None else _default_data_dir()
     try:
-        result = training.train_detector(args.recipe, args.work, data_dir=data_dir, out=args.out, smoke=args.smoke)
+        result = training.train_detector(args.recipe, args.work, data_dir=data_dir, out=args.out, smoke=args.smoke,
+                                         device=args.device, workers=args.workers, jobs=args.jobs)
     except training.TrainingError as exc:
         raise UserError(str(exc)) from exc
     if not args.smoke and args.out is None:
         recipe = training.Recipe.load(args.recipe)
         training.write_card(recipe, result, training.MODELS_DIR / f"{recipe.name}.md")
-        training.record(recipe, result)
+        training.record(recipe, result, Path(args.recipe).name)
     return 0
 
 
@@ -564,6 +565,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", type=Path, help="real data folder (faces, grocery); default ../shared/data")
     train.add_argument("--out", type=Path, help="write the ONNX here instead of models/ (and skip the manifest)")
     train.add_argument("--smoke", action="store_true", help="one scenario per job, one epoch: checks the recipe runs")
+    train.add_argument("--device", default="cpu", help="where to train: cpu (default), or a GPU as ultralytics "
+                                                       "names it (0 for the first)")
+    train.add_argument("--workers", type=int, default=2, help="data loader processes during training (default 2)")
+    train.add_argument("--jobs", type=int, default=1, help="data jobs rendered at once, a process each (default 1)")
     train.set_defaults(func=_cmd_train_detector)
 
     node = sub.add_parser("node", help="run one camera's node: frames in, events out (JSON lines)")

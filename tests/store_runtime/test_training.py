@@ -14,18 +14,57 @@ import numpy as np
 import pytest
 import yaml
 
-from store_runtime.training import RECIPE, Recipe, Tiles, TrainingError, tile_split, training_seconds
+from store_runtime.training import (
+    RECIPE,
+    Recipe,
+    Tiles,
+    TrainingError,
+    _matches,
+    tile_split,
+    training_seconds,
+)
+from vision.synth.scenario import KINDS
 
 HAS_ULTRALYTICS = importlib.util.find_spec("ultralytics") is not None
 
 
-def test_the_committed_recipe_parses() -> None:
-    recipe = Recipe.load(RECIPE)
+RECIPES = sorted(RECIPE.parent.glob("*.recipe.yaml"))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
+def test_the_committed_recipes_parse(path: Path) -> None:
+    recipe = Recipe.load(path)
+    assert path.name == f"{recipe.name}.recipe.yaml"  # the model, card and manifest entry take its name
     assert {j.role for j in recipe.data} == {"train", "heldout"}
     # The model card's claims rest on held-out seeds that training never saw.
     train_seeds = {(j.seed, j.preset) for j in recipe.data if j.role == "train"}
     assert all((j.seed, j.preset) not in train_seeds and j.preset == "heldout"
                for j in recipe.data if j.role == "heldout")
+    # Every training job sends some scenarios to validation (render_many's rule on seed and kind).
+    for job in recipe.data:
+        if job.role == "train":
+            seeds = [job.seed + n // len(KINDS) for n in range(job.scenarios)]
+            kinds = [KINDS[n % len(KINDS)] for n in range(job.scenarios)]
+            assert any((s * 7 + len(k)) % recipe.val_every == 0 for s, k in zip(seeds, kinds, strict=True)), job.name
+
+
+def test_the_smoke_recipe_keeps_one_job_of_each_role_and_no_time_budget() -> None:
+    recipe = Recipe.load(RECIPE).scaled(scenarios=1, epochs=1)
+    assert [(j.name, j.role, j.scenarios) for j in recipe.data] == [("train-a", "train", 1), ("heldout", "heldout", 1)]
+    assert recipe.epochs == 1 and recipe.hours is None
+
+
+def test_a_detection_counts_once_per_box_of_its_class_at_each_iou_threshold() -> None:
+    thresholds = np.linspace(0.5, 0.95, 10)
+    true = np.array([0, 1])  # a person and a hand
+    predicted = np.array([0, 0, 1, 0])  # in descending confidence: the person twice, the hand, a stray person
+    iou = np.array([[0.8, 0.8, 0.0, 0.0],
+                    [0.0, 0.0, 0.6, 0.9]])  # the stray "person" lies on the hand: another class, no match
+    correct = _matches(predicted, true, iou, thresholds)
+    assert correct[0].tolist() == (thresholds <= 0.8).tolist()
+    assert not correct[1].any()  # the second box on the person: the person is claimed already
+    assert correct[2].tolist() == (thresholds <= 0.6).tolist()
+    assert not correct[3].any()
 
 
 @pytest.mark.parametrize("change, field", [
@@ -122,9 +161,12 @@ def test_smoke_run_renders_trains_exports_and_evaluates(tmp_path: Path, shared_d
     from vision.inference.runtime import RuntimeOptions, load_model
     from vision.inference.yolo import YoloDetector
 
-    result = train_detector(RECIPE, tmp_path / "work", data_dir=shared_data, smoke=True, log=lambda _m: None)
+    # Two jobs at once: the smoke recipe's train and held-out jobs render in processes of their own.
+    result = train_detector(RECIPE, tmp_path / "work", data_dir=shared_data, smoke=True, jobs=2, log=lambda _m: None)
     model = YoloDetector(load_model(Path(result["model"]), RuntimeOptions(intra_op_threads=1)))
     assert model.names == ("person", "hand", "product", "phone")
     assert model.batches, "exported without a dynamic batch axis: cameras could not share a run"
     assert set(result["map50_per_class"]) <= set(model.names)
     assert 0.0 <= result["map50"] <= 1.0
+    assert result["train_epochs"] == 1 and result["trained_on"].startswith("CPU (")
+    assert {p.name for p in (tmp_path / "work" / "data").iterdir()} == {"train-a", "heldout"}

@@ -223,3 +223,20 @@ def test_a_hand_hidden_by_its_own_body_is_not_labelled(facing: str, visible_hand
     canvas = np.full((720, 1280, 3), 200, np.uint8)
     (drawn,) = _draw_people(canvas, [(style, Pose(x=640, y=650, height=500, facing=facing, bag=False))])
     assert len(drawn.hands) == visible_hands
+
+
+def test_a_dataset_rendered_without_videos_has_the_same_frames(rendered: tuple[Path, DatasetWriter],
+                                                                tmp_path: Path) -> None:
+    """`walkout train-detector` renders its datasets with `videos=False`: no encoding, the same frames."""
+    scenario_dir, writer = rendered
+    data = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    again = DatasetWriter(tmp_path / "dataset", every=10)
+    render_scenario(tmp_path / "scenario", SynthOptions(kind="refused", seed=5, data_dir=data if data.is_dir() else None,
+                                                         refusal="reused"), again, "val", videos=False)
+    again.finish()
+    assert not list((tmp_path / "scenario" / "cameras").glob("*"))
+    assert (tmp_path / "scenario" / "truth.json").read_bytes() == (scenario_dir / "truth.json").read_bytes()
+    # Images and labels (data.yaml names its own folder).
+    ours, theirs = sorted((tmp_path / "dataset").rglob("*/*/*.*")), sorted(writer.root.rglob("*/*/*.*"))
+    assert [p.relative_to(tmp_path / "dataset") for p in ours] == [p.relative_to(writer.root) for p in theirs]
+    assert ours and all(a.read_bytes() == b.read_bytes() for a, b in zip(ours, theirs, strict=True))

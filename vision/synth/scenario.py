@@ -7,6 +7,7 @@ store layout, catalog, product images, videos, truth and per-frame face boxes.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -140,10 +141,11 @@ def plan_scenario(options: SynthOptions) -> Plan:
 
 
 def render_scenario(out_dir: Path, options: SynthOptions, dataset: DatasetWriter | None = None,
-                    split: str = "train") -> dict:
+                    split: str = "train", videos: bool = True) -> dict:
     """Render the scenario into `out_dir` (created); returns a summary of what was written.
 
     With `dataset`, every k-th frame of both cameras also goes into it with its boxes, under `split`.
+    `videos=False` renders every frame but encodes none (for a dataset, which keeps only its frames).
     """
     plan = plan_scenario(options)
     out_dir = Path(out_dir)
@@ -151,8 +153,8 @@ def render_scenario(out_dir: Path, options: SynthOptions, dataset: DatasetWriter
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
     _write_store(out_dir, plan.world, options)
     sink = None if dataset is None else _Sink(dataset, split, f"{options.kind}-{options.preset}-{options.seed}")
-    aisle_faces = _render_aisle(out_dir / "cameras" / "aisle.mp4", plan, sink)
-    gate_faces = _render_gate(out_dir / "cameras" / "gate.mp4", plan, sink)
+    aisle_faces = _render_aisle(out_dir / "cameras" / "aisle.mp4" if videos else None, plan, sink)
+    gate_faces = _render_gate(out_dir / "cameras" / "gate.mp4" if videos else None, plan, sink)
     _write_faces(out_dir / "faces" / "aisle.jsonl", aisle_faces)
     _write_faces(out_dir / "faces" / "gate.jsonl", gate_faces)
     truth = plan.truth()
@@ -164,7 +166,7 @@ def render_scenario(out_dir: Path, options: SynthOptions, dataset: DatasetWriter
 
 def render_many(out: Path, *, kinds: tuple[str, ...], seed: int, scenarios: int, preset: str = "sample",
                 data_dir: Path | None = None, refusal: Refusal | None = None, dataset: DatasetWriter | None = None,
-                val_every: int = 5) -> Iterator[dict]:
+                val_every: int = 5, videos: bool = True) -> Iterator[dict]:
     """Render `scenarios` scenarios cycling through `kinds` for seed, seed + 1, ... into out/KIND-SEED.
 
     With `dataset`, whole scenarios go to its val split (one in `val_every`, by a fixed rule on
@@ -177,7 +179,7 @@ def render_many(out: Path, *, kinds: tuple[str, ...], seed: int, scenarios: int,
         kind, s = kinds[n % len(kinds)], seed + n // len(kinds)
         split = "val" if (s * 7 + len(kind)) % val_every == 0 else "train"
         options = SynthOptions(kind=kind, seed=s, preset=preset, data_dir=data_dir, refusal=refusal)
-        yield render_scenario(Path(out) / f"{kind}-{s}", options, dataset, split)
+        yield render_scenario(Path(out) / f"{kind}-{s}", options, dataset, split, videos)
 
 
 def _build_world(rng: np.random.Generator, options: SynthOptions) -> _World:
@@ -494,16 +496,21 @@ def _aisle_scenes(plan: Plan) -> Iterator[tuple[int, float, np.ndarray, list[tup
         yield i, t, background, posed
 
 
-def _render_aisle(path: Path, plan: Plan, sink: _Sink | None) -> list[list[list[float]]]:
+def _video(path: Path | None, size: tuple[int, int], options: SynthOptions) -> VideoWriter | contextlib.nullcontext:
+    return contextlib.nullcontext() if path is None else VideoWriter(path, size, options.fps, options.crf)
+
+
+def _render_aisle(path: Path | None, plan: Plan, sink: _Sink | None) -> list[list[list[float]]]:
     world, options = plan.world, plan.options
     camera = Camera(world.look, AISLE_SIZE, plan.rng_pixels)
     faces: list[list[list[float]]] = []
-    with VideoWriter(path, AISLE_SIZE, options.fps, options.crf) as video:
+    with _video(path, AISLE_SIZE, options) as video:
         for i, t, background, posed in _aisle_scenes(plan):
             canvas = background.copy()
             drawn = _draw_people(canvas, [(style, pose) for _, style, pose in posed])
             frame = camera.apply(canvas, t, i)
-            video.write(frame)
+            if video is not None:
+                video.write(frame)
             faces.append(_face_boxes(drawn, camera.shift(t), AISLE_SIZE))
             if sink is not None:
                 sink.offer("aisle", i, frame, drawn, camera.shift(t), world.look.jpeg)
@@ -548,7 +555,7 @@ def _moved(box: tuple[float, float, float, float] | None, shift: tuple[float, fl
     return None if b is None else (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
 
 
-def _render_gate(path: Path, plan: Plan, sink: _Sink | None) -> list[list[list[float]]]:
+def _render_gate(path: Path | None, plan: Plan, sink: _Sink | None) -> list[list[list[float]]]:
     options, shows, styles, n_frames, rng = plan.options, plan.shows, plan.styles, plan.n_frames, plan.rng_gate
     gate_look = draw_look(rng, PRESETS[options.preset])
     camera = Camera(gate_look, GATE_SIZE, rng)
@@ -556,7 +563,7 @@ def _render_gate(path: Path, plan: Plan, sink: _Sink | None) -> list[list[list[f
     phones = {i: assets.phone_screen(s.code, int(rng.uniform(235, 260)), rng)
               for i, s in enumerate(plan.shoppers) if s.code is not None}
     faces: list[list[list[float]]] = []
-    with VideoWriter(path, GATE_SIZE, options.fps, options.crf) as video:
+    with _video(path, GATE_SIZE, options) as video:
         for i in range(n_frames):
             t = i / options.fps
             canvas = background.copy()
@@ -568,7 +575,8 @@ def _render_gate(path: Path, plan: Plan, sink: _Sink | None) -> list[list[list[f
                     people.append((styles[show.plan_index], pose))
             drawn = _draw_people(canvas, people)
             frame = camera.apply(canvas, t, i)
-            video.write(frame)
+            if video is not None:
+                video.write(frame)
             faces.append(_face_boxes(drawn, camera.shift(t), GATE_SIZE))
             if sink is not None:
                 sink.offer("gate", i, frame, drawn, camera.shift(t), gate_look.jpeg)
