@@ -281,7 +281,7 @@ class CameraNode:
         with self.timings.stage("detect"):
             detections = self._detect(frame)
         with self.timings.stage("track"):
-            tracks = self.tracker.update(detections, t=frame.t)
+            tracks = self.tracker.update(detections, t=frame.t, image=frame.image)
         events: list[Event] = []
         if self._entries is not None and frame.index % self.config.codes_every == 0:
             with self.timings.stage("codes"):

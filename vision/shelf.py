@@ -23,7 +23,8 @@ How it decides, and why this way:
   a facing only partly until it moves) and the first that showed the new one; frames where
   something hides the region speak for neither. The shopper is the person whose box has a side at
   the changed region around that time (a reaching arm makes the side of a box), with hands as
-  extra votes.
+  extra votes; a hand that was at the region as much away from the change as at it (hanging at the
+  side of someone standing in front of the slot) votes for nobody.
 - Occupancy: facings are counted from the columns that are not shelf back. The back's colour is the
   dominant chromaticity of all slots (a colour, not a brightness: it survives dimming), fitted per
   slot as a straight line across it; a facing's width comes from the gaps between facings or from
@@ -117,6 +118,7 @@ class ShelfConfig:
     settle_frames: int = 6  # frames a changed part must be clear of people and still before it is judged
     reach: float = 0.4  # arm's length as a fraction of the person box's height
     reach_memory_s: float = 1.0  # a person's reach still counts this long after their box was last seen
+    rest_s: float = 1.5  # a hand at the change region this far from the change too is resting there (`_who_and_when`)
     box_margin: float = 0.03  # person boxes grown by this fraction of their height before testing cover
     withdraw_s: float = 0.45  # typical seconds from the moment a facing moves to the hand leaving the slot
     release_s: float = 0.4  # a put counts when the hand lets go, a moment after the product shows in place
@@ -148,8 +150,8 @@ class ShelfConfig:
             _in_range(self, name, 0.0, 1.0, low_open=name != "box_margin")
         _in_range(self, "reach", 0.0, 2.0)
         _in_range(self, "min_put_similarity", -1.0, 1.0)
-        for name in ("withdraw_s", "release_s", "reach_memory_s", "max_interaction_s", "track_ttl_s", "relearn_s",
-                     "appearance_temperature"):
+        for name in ("withdraw_s", "release_s", "reach_memory_s", "rest_s", "max_interaction_s", "track_ttl_s",
+                     "relearn_s", "appearance_temperature"):
             _in_range(self, name, 0.0, 3600.0, low_open=name not in ("withdraw_s", "release_s", "reach_memory_s"))
         _in_range(self, "label_upscale", 1.0, 8.0)
 
@@ -483,7 +485,7 @@ class _Frame:
     t: float
     patch: np.ndarray  # uint8, quarter size, divided by the light level of its frame
     persons: tuple[tuple[int, tuple[float, float, float, float]], ...]  # (track, box)
-    hands: tuple[tuple[int, tuple[float, float, float, float]], ...]  # (owner, box)
+    hands: tuple[tuple[int, tuple[float, float, float, float], int], ...]  # (owner, box, hand track)
 
 
 @dataclass
@@ -526,6 +528,28 @@ class _Slot:
 class _TrackMemory:
     last_seen: float
     taken: dict[str, int] = field(default_factory=dict)  # gtin -> facings this track picked and still holds
+
+
+def _resting_hands(frames: list[_Frame], region: tuple[float, float, float, float], when: float, rest_s: float
+                   ) -> dict[int, float]:
+    """Per hand track, the share of its frames away from the change (more than `rest_s` from it,
+    between the first and the last frame the hand was at the slot) in which it was at the changed
+    region. A hand hanging there all along, at the side of a shopper standing in front of the slot,
+    says nothing about who changed it; a hand that came for the change was there only then. A hand
+    there in half of those frames or more is resting and does not vote: around the change it would
+    collect a vote every frame, where a reaching hand is seen for a few."""
+    span: dict[int, list[float]] = {}
+    for fr in frames:
+        for _owner, _box, hand in fr.hands:
+            span.setdefault(hand, [fr.t, fr.t])[1] = fr.t
+    away = [fr for fr in frames if abs(fr.t - when) > rest_s]
+    share = {}
+    for hand, (first, last) in span.items():
+        mine = [fr for fr in away if first <= fr.t <= last]
+        if mine:
+            there = sum(any(h == hand and _box_overlap(box, region) for _o, box, h in fr.hands) for fr in mine)
+            share[hand] = there / len(mine)
+    return share
 
 
 def _box_overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
@@ -673,7 +697,7 @@ class ShelfMonitor:
     # ------------------------------------------------------------ tracks
 
     def _people(self, tracks: Tracks, t: float) -> tuple[list, list]:
-        """Person boxes (track, box grown by the margin, reach box, box) and hand boxes (owner, box)."""
+        """Person boxes (track, box grown by the margin, reach box, box) and hands (owner, box, track)."""
         persons = []
         people = tracks.of("person")
         for box, tid in zip(people.xyxy.tolist(), people.track_id.tolist(), strict=True):
@@ -684,8 +708,8 @@ class ShelfMonitor:
             self._tracks.setdefault(int(tid), _TrackMemory(t)).last_seen = t
             persons.append((int(tid), (x1 - m, y1 - m, x2 + m, y2 + m), (x1 - r, y1 - r, x2 + r, y2), tuple(box)))
         hand_tracks = tracks.of("hand")
-        hands = [(int(owner), tuple(box)) for box, owner in
-                 zip(hand_tracks.xyxy.tolist(), hand_tracks.owner.tolist(), strict=True)]
+        hands = [(int(owner), tuple(box), int(tid)) for box, owner, tid in
+                 zip(hand_tracks.xyxy.tolist(), hand_tracks.owner.tolist(), hand_tracks.track_id.tolist(), strict=True)]
         return persons, hands
 
     def _prune(self, t: float) -> None:
@@ -1072,10 +1096,11 @@ class ShelfMonitor:
         lo, hi = self._image_x(slot, a), self._image_x(slot, b)
         region = (lo, slot.bbox[1], hi, slot.bbox[3])
         votes: dict[int, float] = {}
+        resting = _resting_hands(frames, region, when, self.config.rest_s)
         for fr in frames:
             w = math.exp(-((fr.t - when) / 1.0) ** 2)
-            for owner, box in fr.hands:  # a hand there (but a hand hanging at rest can be there too)
-                if owner >= 0 and _box_overlap(box, region):
+            for owner, box, hand in fr.hands:
+                if owner >= 0 and _box_overlap(box, region) and resting.get(hand, 0.0) < 0.5:
                     votes[owner] = votes.get(owner, 0.0) + w
             for tid, box in fr.persons:
                 # A reaching arm makes a side of the person's box: a side at the change is a reach into it.

@@ -6,7 +6,9 @@ half hidden behind another keeps their id on a low-scored box instead of being d
 a constant-velocity Kalman filter on box centre and size, for all tracks at once in numpy. Each
 class has its own distance, matching only within the class: persons by IoU weighted by how well
 their heights overlap, and hands, which at 15 fps can move more than their own width between
-frames, by centre distance in units of their size.
+frames, by centre distance in units of their size. Given the frame, persons are also matched by
+their look (a colour histogram of the torso, learnt only where no other person covers them): boxes
+say little while one shopper walks hidden behind another, their clothes tell them apart after.
 
 A pick is charged to the person whose hand took it, so every confirmed hand carries an `owner`:
 a person whose box holds it and whose shoulders it is within an arm's reach of, decided by a vote
@@ -111,6 +113,13 @@ class TrackerConfig:
     owner_min_votes: int = 3  # votes a person needs in the window to become the owner of an unowned hand
     owner_switch: int = 5  # votes in a row a challenger needs to take an owned hand over
     owner_cost_margin: float = 0.25  # in reaches: how much better than anyone a challenger must explain a hand
+    # Persons also match by their look (colours of the torso, `person_looks`) when `update` gets the frame:
+    # the cost grows by this much at the largest difference. Boxes say little while one shopper walks
+    # hidden behind another; clothes tell them apart once they separate.
+    look_weight: float = 2.0
+    look_clean: float = 0.2  # a person box covered more than this (share of its area) by another one
+    #                          does not update its track's look: it shows the other shopper too
+    look_momentum: float = 0.9  # a track's look is this much its old look and the rest the new box's
 
     def __post_init__(self) -> None:
         _check_range("high_threshold", self.high_threshold, 0.0, 1.0)
@@ -128,6 +137,9 @@ class TrackerConfig:
         for name in ("fps", "position_noise", "velocity_noise", "reach"):
             _check_positive(name, getattr(self, name))
         _check_range("owner_cost_margin", self.owner_cost_margin, 0.0, 10.0)
+        _check_range("look_weight", self.look_weight, 0.0, 10.0)
+        _check_range("look_clean", self.look_clean, 0.0, 1.0)
+        _check_range("look_momentum", self.look_momentum, 0.0, 1.0)
         if not isinstance(self.distances, Mapping):
             raise ValueError(f"TrackerConfig.distances: expected a mapping of class name to distance, "
                              f"got {type(self.distances).__name__}")
@@ -325,13 +337,14 @@ class _Table:
     owner: np.ndarray  # (N,) int64: for hands, the owner's track id; -1 unknown
     votes: np.ndarray  # (N, owner_window) int64: each recent detection frame's vote (see _votes)
     origin: np.ndarray  # (N, 4) float32: the box of the detection that started the track
+    look: np.ndarray  # (N, LOOK_BINS) float32: a person's colour histogram (`person_looks`); zeros: unknown
 
     @classmethod
     def empty(cls, window: int) -> _Table:
         return cls(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros((0, 8)), np.zeros((0, 8, 8)),
                    np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32),
                    np.zeros(0, bool), np.zeros(0, np.int64), np.zeros((0, window), np.int64),
-                   np.zeros((0, 4), np.float32))
+                   np.zeros((0, 4), np.float32), np.zeros((0, LOOK_BINS), np.float32))
 
     def __len__(self) -> int:
         return len(self.track_id)
@@ -364,18 +377,19 @@ class Tracker:
         """Live tracks of every state (tentative, confirmed, lost): what the tracker holds in memory."""
         return len(self._table)
 
-    def update(self, detections: Detections | None, *, t: float) -> Tracks:
+    def update(self, detections: Detections | None, *, t: float, image: np.ndarray | None = None) -> Tracks:
         """One frame at time `t` (seconds): the confirmed tracks seen or carried by motion in it.
 
         `detections=None` means the detector did not run on this frame: tracks move on by their
-        motion and no miss is counted. Empty detections mean it ran and saw nothing.
+        motion and no miss is counted. Empty detections mean it ran and saw nothing. With `image`
+        (the BGR frame the detections are from), persons are also matched by their look.
         """
         if detections is not None and not isinstance(detections, Detections):
             raise TypeError(f"Tracker.update: expected Detections or None, got {type(detections).__name__}")
         table = self._predict(self._table, self._steps(t))
         if detections is not None:
             self._names = detections.names
-            table = self._associate(table, detections)
+            table = self._associate(table, detections, self._looks(detections, image))
         if np.any(table.since > self.config.max_age):
             table = table.select(table.since <= self.config.max_age)
         if detections is not None:  # a position carried by motion is no new evidence of whose a hand is
@@ -406,7 +420,15 @@ class Tracker:
             mean[lost, 6:] = 0.0  # a lost box keeps its size rather than growing or shrinking unseen
         return replace(table, mean=mean, cov=cov, since=table.since + steps)
 
-    def _associate(self, table: _Table, dets: Detections) -> _Table:
+    def _looks(self, dets: Detections, image: np.ndarray | None) -> np.ndarray:
+        """Each detection's look: persons' colour histograms when the frame is there, zeros otherwise."""
+        looks = np.zeros((len(dets), LOOK_BINS), np.float32)
+        if image is not None and self.config.look_weight > 0 and self.config.person_class in dets.names:
+            persons = np.flatnonzero(dets.class_id == dets.names.index(self.config.person_class))
+            looks[persons] = person_looks(image, dets.xyxy[persons])
+        return looks
+
+    def _associate(self, table: _Table, dets: Detections, looks: np.ndarray) -> _Table:
         cfg = self.config
         usable = np.flatnonzero(dets.confidence >= cfg.low_threshold)
         pairs: list[tuple[np.ndarray, np.ndarray]] = []
@@ -417,21 +439,24 @@ class Tracker:
             tracks = np.flatnonzero(table.class_id == cls)
             found = usable[dets.class_id[usable] == cls]
             name = dets.names[cls] if 0 <= cls < len(dets.names) else None
-            matched, left_tentative, born = _match_class(cfg.distance(name), cfg, table, boxes, dets, tracks, found)
+            weight = cfg.look_weight if name == cfg.person_class else 0.0
+            matched, left_tentative, born = _match_class(cfg.distance(name), cfg, table, boxes, dets, tracks, found,
+                                                         looks, weight)
             pairs.append(matched)
             unmatched_tentative.append(left_tentative)
             births.append(born)
         track_rows, det_rows = (np.concatenate(x) for x in zip(*pairs, strict=True)) if pairs else (
             np.zeros(0, np.int64), np.zeros(0, np.int64))
-        table = self._apply_matches(table, track_rows, det_rows, dets)
+        table = self._apply_matches(table, track_rows, det_rows, dets, looks)
         # A tentative track that misses once was most likely a false detection (DeepSORT, ByteTrack).
         dead = np.concatenate(unmatched_tentative) if unmatched_tentative else np.zeros(0, np.int64)
         if len(dead):
             table = table.select(_without(np.arange(len(table)), dead))
         born = np.sort(np.concatenate(births)) if births else np.zeros(0, np.int64)
-        return table.extend(self._new_tracks(dets, born))
+        return table.extend(self._new_tracks(dets, born, looks))
 
-    def _apply_matches(self, table: _Table, rows: np.ndarray, det_rows: np.ndarray, dets: Detections) -> _Table:
+    def _apply_matches(self, table: _Table, rows: np.ndarray, det_rows: np.ndarray, dets: Detections,
+                       looks: np.ndarray) -> _Table:
         matched = np.zeros(len(table), bool)
         matched[rows] = True
         mean, cov = table.mean.copy(), table.cov.copy()
@@ -440,11 +465,16 @@ class Tracker:
         confidence = table.confidence.copy()
         confidence[rows] = dets.confidence[det_rows]
         hits = table.hits + matched
-        return replace(table, mean=mean, cov=cov, confidence=confidence, hits=hits,
+        look = table.look.copy()
+        clean = _clean_views(dets.xyxy.astype(np.float64), det_rows, looks, self.config.look_clean)
+        if clean.any():
+            at, new, m = rows[clean], looks[det_rows[clean]], self.config.look_momentum
+            look[at] = np.where(look[at].sum(axis=1, keepdims=True) > 0, m * look[at] + (1 - m) * new, new)
+        return replace(table, mean=mean, cov=cov, confidence=confidence, hits=hits, look=look,
                        misses=np.where(matched, 0, table.misses + 1), since=np.where(matched, 0, table.since),
                        confirmed=table.confirmed | (hits >= self.config.n_init))
 
-    def _new_tracks(self, dets: Detections, rows: np.ndarray) -> _Table:
+    def _new_tracks(self, dets: Detections, rows: np.ndarray, looks: np.ndarray) -> _Table:
         n = len(rows)
         if not n:
             return _Table.empty(self.config.owner_window)
@@ -454,7 +484,8 @@ class Tracker:
         return _Table(ids, dets.class_id[rows].copy(), mean, cov, dets.confidence[rows].copy(),
                       np.ones(n, np.int32), np.zeros(n, np.int32), np.zeros(n, np.int32),
                       np.full(n, self.config.n_init <= 1), np.full(n, -1, np.int64),
-                      np.full((n, self.config.owner_window), -1, np.int64), dets.xyxy[rows].copy())
+                      np.full((n, self.config.owner_window), -1, np.int64), dets.xyxy[rows].copy(),
+                      looks[rows].copy())
 
     def _assign_owners(self, table: _Table) -> _Table:
         names, cfg = self._names, self.config
@@ -490,8 +521,11 @@ class Tracker:
 
 
 def _match_class(distance: Distance, cfg: TrackerConfig, table: _Table, boxes: np.ndarray, dets: Detections,
-                 tracks: np.ndarray, found: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
-    """ByteTrack's stages for one class: ((track rows, det rows) matched, tentative rows left, det rows to start)."""
+                 tracks: np.ndarray, found: np.ndarray, looks: np.ndarray, look_weight: float
+                 ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
+    """ByteTrack's stages for one class: ((track rows, det rows) matched, tentative rows left, det rows to start).
+
+    With `look_weight`, a pair within the gate costs that much more at the largest difference of looks."""
     strong = found[dets.confidence[found] >= cfg.high_threshold]
     weak = found[dets.confidence[found] < cfg.high_threshold]
     confirmed = tracks[table.confirmed[tracks]]
@@ -500,7 +534,10 @@ def _match_class(distance: Distance, cfg: TrackerConfig, table: _Table, boxes: n
     def match(t_rows: np.ndarray, d_rows: np.ndarray, gate: float) -> tuple[np.ndarray, np.ndarray]:
         if not len(t_rows) or not len(d_rows):
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        r, c = assign(distance.cost(boxes[t_rows], dets.xyxy[d_rows].astype(np.float64)), gate)
+        cost = distance.cost(boxes[t_rows], dets.xyxy[d_rows].astype(np.float64))
+        if look_weight > 0:
+            cost = np.where(cost <= gate, cost + look_weight * look_distance(table.look[t_rows], looks[d_rows]), np.inf)
+        r, c = assign(cost, gate + look_weight)
         return t_rows[r], d_rows[c]
 
     t1, d1 = match(confirmed, strong, distance.gate)
@@ -521,6 +558,62 @@ def _match_class(distance: Distance, cfg: TrackerConfig, table: _Table, boxes: n
 def _without(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """`a` without the values in `b`, order kept (np.setdiff1d sorts, and costs more on a few rows)."""
     return a[~(a[:, None] == b[None, :]).any(axis=1)] if len(b) else a
+
+
+# ---------------------------------------------------------------- looks
+
+LOOK_BINS = 8 * 4 * 4  # hue x saturation x value
+
+
+def person_looks(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(N, LOOK_BINS) colour histograms (sum 1) of each person box's torso: the middle half of its
+    width, from a fifth to 55 % of its height (below the head, which is also what faces blur).
+    A box whose torso lies outside the frame gets zeros (unknown)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    looks = np.zeros((len(boxes), LOOK_BINS), np.float32)
+    for i, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, np.float64)):
+        bw, bh = x2 - x1, y2 - y1
+        xa, xb = int(max(0, x1 + 0.25 * bw)), int(min(w, x2 - 0.25 * bw))
+        ya, yb = int(max(0, y1 + 0.2 * bh)), int(min(h, y1 + 0.55 * bh))
+        if xb - xa < 2 or yb - ya < 2:
+            continue
+        hsv = cv2.cvtColor(cv2.resize(image[ya:yb, xa:xb], (12, 16), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2HSV)
+        hist = cv2.calcHist([hsv], [0, 1, 2], None, [8, 4, 4], [0, 180, 0, 256, 0, 256]).ravel()
+        looks[i] = hist / max(float(hist.sum()), 1.0)
+    return looks
+
+
+def look_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(M, N) Bhattacharyya distance of histograms, 0 (same) to 1 (nothing in common); 0 where either
+    look is unknown (all zeros): no evidence either way."""
+    d = np.sqrt(np.clip(1.0 - np.sqrt(a.astype(np.float64)) @ np.sqrt(b.astype(np.float64)).T, 0.0, 1.0))
+    known = (a.sum(axis=1) > 0)[:, None] & (b.sum(axis=1) > 0)[None, :]
+    return np.where(known, d, 0.0)
+
+
+def _clean_views(boxes: np.ndarray, rows: np.ndarray, looks: np.ndarray, clean: float) -> np.ndarray:
+    """Which of `rows` show one person alone: a look is known and no other person box (one with a
+    look) covers more than `clean` of its area."""
+    has_look = looks.sum(axis=1) > 0
+    others = np.flatnonzero(has_look)
+    keep = np.zeros(len(rows), bool)
+    for k, r in enumerate(rows):
+        if not has_look[r]:
+            continue
+        o = others[others != r]
+        if not len(o):
+            keep[k] = True
+            continue
+        x1 = np.maximum(boxes[r, 0], boxes[o, 0])
+        y1 = np.maximum(boxes[r, 1], boxes[o, 1])
+        x2 = np.minimum(boxes[r, 2], boxes[o, 2])
+        y2 = np.minimum(boxes[r, 3], boxes[o, 3])
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        area = max((boxes[r, 2] - boxes[r, 0]) * (boxes[r, 3] - boxes[r, 1]), 1e-9)
+        keep[k] = inter.max() / area <= clean
+    return keep
 
 
 # ---------------------------------------------------------------- hands to persons

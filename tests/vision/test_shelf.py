@@ -407,3 +407,23 @@ def test_a_wrong_planogram_is_flagged_by_the_labels_and_does_not_misname_picks(r
     match = event_f1(truth["events"], _as_output(events, truth_figures(scenario_dir)))
     assert match.f1 == 1.0, f"missed {match.missed}, spurious {match.spurious}"
     assert all(t["qty"] == o["qty"] for t, o in match.matched)
+
+
+def test_a_hand_resting_at_the_slot_all_along_is_no_evidence_of_who_took() -> None:
+    from vision.shelf import _Frame, _resting_hands
+
+    region = (100.0, 50.0, 200.0, 150.0)
+    patch = np.zeros((2, 2, 3), np.uint8)
+    at_rest, reaching = (150.0, 120.0, 180.0, 150.0), (120.0, 80.0, 150.0, 110.0)
+    frames = []
+    for k in range(60):  # 4 s at 15 fps, the change at 2 s
+        t = k / 15
+        hands = [(1, at_rest, 7)]  # shopper 1's hand hangs in front of the slot the whole time
+        if 1.6 <= t <= 2.4:
+            hands.append((2, reaching, 8))  # shopper 2's hand comes in for the change
+        elif t > 3.2:
+            hands.append((2, (300.0, 80.0, 330.0, 110.0), 8))  # and is elsewhere at the slot later
+        frames.append(_Frame(t, patch, (), tuple(hands)))
+    share = _resting_hands(frames, region, when=2.0, rest_s=1.5)
+    assert share[7] == 1.0  # there in every frame away from the change: its votes count for nothing
+    assert share[8] == 0.0  # there only at the change: its votes count in full
