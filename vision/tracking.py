@@ -485,7 +485,8 @@ class Tracker:
                       np.ones(n, np.int32), np.zeros(n, np.int32), np.zeros(n, np.int32),
                       np.full(n, self.config.n_init <= 1), np.full(n, -1, np.int64),
                       np.full((n, self.config.owner_window), -1, np.int64), dets.xyxy[rows].copy(),
-                      looks[rows].copy())
+                      np.where(_clean_views(dets.xyxy.astype(np.float64), rows, looks, self.config.look_clean)[:, None],
+                               looks[rows], 0.0).astype(np.float32))
 
     def _assign_owners(self, table: _Table) -> _Table:
         names, cfg = self._names, self.config
