@@ -276,8 +276,7 @@ class _Region:
             return before[-1][1], 0, np.zeros(2)
         if before and after:
             (s0, b0), (s1, b1) = before[-1], after[0]
-            hull = np.concatenate([np.minimum(b0[:2], b1[:2]), np.maximum(b0[2:], b1[2:])])
-            return hull, min(step - s0, s1 - step), np.zeros(2)
+            return _hull(b0, b1), min(step - s0, s1 - step), np.zeros(2)
         if before:
             s0, b0 = before[-1]
             velocity = self.velocity
@@ -447,8 +446,7 @@ class Redactor:
             if step - region.seen > 1:
                 # Not looked for since: it may have stopped where it was last seen (a shopper stops at the
                 # gate) while its old speed runs the prediction away, so the crop spans both places.
-                last = _grow(region.box, slack)
-                window = np.concatenate([np.minimum(window[:2], last[:2]), np.maximum(window[2:], last[2:])])
+                window = _hull(window, _grow(region.box, slack))
             windows.append((window, region.box[3] - region.box[1]))
         if full:
             # Heads are blurred on every frame anyway; a close look at them, for small faces to follow after
@@ -668,6 +666,11 @@ class Redactor:
 # ---------------------------------------------------------------------------------------- geometry and pixels
 
 
+def _hull(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest box holding both boxes."""
+    return np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])])
+
+
 def _grow(box: np.ndarray, share: float) -> np.ndarray:
     w, h = box[2] - box[0], box[3] - box[1]
     return box + (-share * w, -share * h, share * w, share * h)
@@ -692,7 +695,7 @@ def _merge_windows(windows: list[tuple[np.ndarray, float]], shape: tuple[int, ..
                 ih = min(box[3], other[3]) - max(box[1], other[1])
                 smaller = min((box[2] - box[0]) * (box[3] - box[1]), (other[2] - other[0]) * (other[3] - other[1]))
                 if iw > 0 and ih > 0 and iw * ih >= 0.5 * smaller:
-                    box = np.concatenate([np.minimum(box[:2], other[:2]), np.maximum(box[2:], other[2:])])
+                    box = _hull(box, other)
                     face_h = min(face_h, other_h)
                     del out[k]
                     merged = True

@@ -542,13 +542,13 @@ def _resting_hands(frames: list[_Frame], region: tuple[float, float, float, floa
     for fr in frames:
         for _owner, _box, hand in fr.hands:
             span.setdefault(hand, [fr.t, fr.t])[1] = fr.t
-    away = [fr for fr in frames if abs(fr.t - when) > rest_s]
+    away = [(fr.t, {hand for _owner, box, hand in fr.hands if _box_overlap(box, region)})
+            for fr in frames if abs(fr.t - when) > rest_s]
     share = {}
     for hand, (first, last) in span.items():
-        mine = [fr for fr in away if first <= fr.t <= last]
+        mine = [there for t, there in away if first <= t <= last]
         if mine:
-            there = sum(any(h == hand and _box_overlap(box, region) for _o, box, h in fr.hands) for fr in mine)
-            share[hand] = there / len(mine)
+            share[hand] = sum(hand in there for there in mine) / len(mine)
     return share
 
 

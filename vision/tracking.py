@@ -447,16 +447,18 @@ class Tracker:
             births.append(born)
         track_rows, det_rows = (np.concatenate(x) for x in zip(*pairs, strict=True)) if pairs else (
             np.zeros(0, np.int64), np.zeros(0, np.int64))
-        table = self._apply_matches(table, track_rows, det_rows, dets, looks)
+        # What a track may learn of its look: only boxes no other person box covers (they show one shopper).
+        learnt = np.where(_uncovered(dets.xyxy.astype(np.float64), looks, cfg.look_clean)[:, None], looks, 0.0)
+        table = self._apply_matches(table, track_rows, det_rows, dets, learnt)
         # A tentative track that misses once was most likely a false detection (DeepSORT, ByteTrack).
         dead = np.concatenate(unmatched_tentative) if unmatched_tentative else np.zeros(0, np.int64)
         if len(dead):
             table = table.select(_without(np.arange(len(table)), dead))
         born = np.sort(np.concatenate(births)) if births else np.zeros(0, np.int64)
-        return table.extend(self._new_tracks(dets, born, looks))
+        return table.extend(self._new_tracks(dets, born, learnt))
 
     def _apply_matches(self, table: _Table, rows: np.ndarray, det_rows: np.ndarray, dets: Detections,
-                       looks: np.ndarray) -> _Table:
+                       learnt: np.ndarray) -> _Table:
         matched = np.zeros(len(table), bool)
         matched[rows] = True
         mean, cov = table.mean.copy(), table.cov.copy()
@@ -466,15 +468,15 @@ class Tracker:
         confidence[rows] = dets.confidence[det_rows]
         hits = table.hits + matched
         look = table.look.copy()
-        clean = _clean_views(dets.xyxy.astype(np.float64), det_rows, looks, self.config.look_clean)
-        if clean.any():
-            at, new, m = rows[clean], looks[det_rows[clean]], self.config.look_momentum
+        seen = learnt[det_rows].sum(axis=1) > 0
+        if seen.any():
+            at, new, m = rows[seen], learnt[det_rows[seen]], self.config.look_momentum
             look[at] = np.where(look[at].sum(axis=1, keepdims=True) > 0, m * look[at] + (1 - m) * new, new)
         return replace(table, mean=mean, cov=cov, confidence=confidence, hits=hits, look=look,
                        misses=np.where(matched, 0, table.misses + 1), since=np.where(matched, 0, table.since),
                        confirmed=table.confirmed | (hits >= self.config.n_init))
 
-    def _new_tracks(self, dets: Detections, rows: np.ndarray, looks: np.ndarray) -> _Table:
+    def _new_tracks(self, dets: Detections, rows: np.ndarray, learnt: np.ndarray) -> _Table:
         n = len(rows)
         if not n:
             return _Table.empty(self.config.owner_window)
@@ -485,8 +487,7 @@ class Tracker:
                       np.ones(n, np.int32), np.zeros(n, np.int32), np.zeros(n, np.int32),
                       np.full(n, self.config.n_init <= 1), np.full(n, -1, np.int64),
                       np.full((n, self.config.owner_window), -1, np.int64), dets.xyxy[rows].copy(),
-                      np.where(_clean_views(dets.xyxy.astype(np.float64), rows, looks, self.config.look_clean)[:, None],
-                               looks[rows], 0.0).astype(np.float32))
+                      learnt[rows].astype(np.float32))
 
     def _assign_owners(self, table: _Table) -> _Table:
         names, cfg = self._names, self.config
@@ -594,27 +595,14 @@ def look_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(known, d, 0.0)
 
 
-def _clean_views(boxes: np.ndarray, rows: np.ndarray, looks: np.ndarray, clean: float) -> np.ndarray:
-    """Which of `rows` show one person alone: a look is known and no other person box (one with a
-    look) covers more than `clean` of its area."""
-    has_look = looks.sum(axis=1) > 0
-    others = np.flatnonzero(has_look)
-    keep = np.zeros(len(rows), bool)
-    for k, r in enumerate(rows):
-        if not has_look[r]:
-            continue
-        o = others[others != r]
-        if not len(o):
-            keep[k] = True
-            continue
-        x1 = np.maximum(boxes[r, 0], boxes[o, 0])
-        y1 = np.maximum(boxes[r, 1], boxes[o, 1])
-        x2 = np.minimum(boxes[r, 2], boxes[o, 2])
-        y2 = np.minimum(boxes[r, 3], boxes[o, 3])
-        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-        area = max((boxes[r, 2] - boxes[r, 0]) * (boxes[r, 3] - boxes[r, 1]), 1e-9)
-        keep[k] = inter.max() / area <= clean
-    return keep
+def _uncovered(boxes: np.ndarray, looks: np.ndarray, share: float) -> np.ndarray:
+    """(N,) whether each box with a look has no other such box covering more than `share` of it."""
+    seen = np.flatnonzero(looks.sum(axis=1) > 0)
+    covered = inside_fraction(boxes[seen], boxes[seen])
+    np.fill_diagonal(covered, 0.0)
+    out = np.zeros(len(boxes), bool)
+    out[seen] = covered.max(axis=1, initial=0.0) <= share
+    return out
 
 
 # ---------------------------------------------------------------- hands to persons

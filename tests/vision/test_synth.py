@@ -114,13 +114,17 @@ def test_unknown_kind_and_preset_are_refused_with_the_choices() -> None:
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DatasetWriter]:
     """One whole scenario rendered with real faces and products when the data is there: the slow part, once."""
-    data = Path(__file__).resolve().parents[2].parent / "shared" / "data"
     root = tmp_path_factory.mktemp("synth")
+    return root / "scenario", _render_refused(root)
+
+
+def _render_refused(root: Path, videos: bool = True) -> DatasetWriter:
+    data = Path(__file__).resolve().parents[2].parent / "shared" / "data"
     writer = DatasetWriter(root / "dataset", every=10)
     render_scenario(root / "scenario", SynthOptions(kind="refused", seed=5, data_dir=data if data.is_dir() else None,
-                                                     refusal="reused"), writer, "val")
+                                                     refusal="reused"), writer, "val", videos=videos)
     writer.finish()
-    return root / "scenario", writer
+    return writer
 
 
 def _frames(path: Path):
@@ -229,11 +233,7 @@ def test_a_dataset_rendered_without_videos_has_the_same_frames(rendered: tuple[P
                                                                 tmp_path: Path) -> None:
     """`walkout train-detector` renders its datasets with `videos=False`: no encoding, the same frames."""
     scenario_dir, writer = rendered
-    data = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    again = DatasetWriter(tmp_path / "dataset", every=10)
-    render_scenario(tmp_path / "scenario", SynthOptions(kind="refused", seed=5, data_dir=data if data.is_dir() else None,
-                                                         refusal="reused"), again, "val", videos=False)
-    again.finish()
+    _render_refused(tmp_path, videos=False)
     assert not list((tmp_path / "scenario" / "cameras").glob("*"))
     assert (tmp_path / "scenario" / "truth.json").read_bytes() == (scenario_dir / "truth.json").read_bytes()
     # Images and labels (data.yaml names its own folder).

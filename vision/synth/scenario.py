@@ -164,6 +164,11 @@ def render_scenario(out_dir: Path, options: SynthOptions, dataset: DatasetWriter
             "events": len(truth["events"])}
 
 
+def goes_to_val(kind: str, seed: int, val_every: int) -> bool:
+    """Whether `render_many` sends the scenario of this kind and seed to a dataset's val split."""
+    return (seed * 7 + len(kind)) % val_every == 0
+
+
 def render_many(out: Path, *, kinds: tuple[str, ...], seed: int, scenarios: int, preset: str = "sample",
                 data_dir: Path | None = None, refusal: Refusal | None = None, dataset: DatasetWriter | None = None,
                 val_every: int = 5, videos: bool = True) -> Iterator[dict]:
@@ -177,7 +182,7 @@ def render_many(out: Path, *, kinds: tuple[str, ...], seed: int, scenarios: int,
         raise ValueError(f"scenarios and val_every must be at least 1, got {scenarios} and {val_every}")
     for n in range(scenarios):
         kind, s = kinds[n % len(kinds)], seed + n // len(kinds)
-        split = "val" if (s * 7 + len(kind)) % val_every == 0 else "train"
+        split = "val" if goes_to_val(kind, s, val_every) else "train"
         options = SynthOptions(kind=kind, seed=s, preset=preset, data_dir=data_dir, refusal=refusal)
         yield render_scenario(Path(out) / f"{kind}-{s}", options, dataset, split, videos)
 
