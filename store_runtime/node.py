@@ -403,8 +403,10 @@ class CameraNode:
             party=claims.party if claims else None)
 
     def _zone(self, e: ZoneEvent) -> TrackZone:
-        return TrackZone(id=event_id(self.camera, e.kind, e.track_id, e.zone), t=e.t, camera=self.camera,
-                         kind=e.kind, track=e.track_id, zone=e.zone)
+        # With its time: a track the zone watcher forgot (gone a while) and the tracker found again under its
+        # old id can enter again, and a second event under the first one's id would be refused as a replay.
+        return TrackZone(id=event_id(self.camera, e.kind, e.track_id, e.zone, round(e.t, 3)), t=e.t,
+                         camera=self.camera, kind=e.kind, track=e.track_id, zone=e.zone)
 
     def _shelf(self, e) -> ShelfAction:
         return ShelfAction(id=event_id(self.camera, "shelf", e.slot, e.action, round(e.t, 3), e.track),
