@@ -3,7 +3,9 @@
 Both paths run the same ONNX file on the same frames with the same thresholds, and each is timed
 from BGR frames in to boxes in frame pixels out: pre-processing, the ONNX Runtime run, decoding and
 NMS. Fairness on threads: at `threads` n, ONNX Runtime's intra-op pool, OpenCV and torch all get
-n threads, and ultralytics' own ONNX Runtime session is swapped for one opened exactly like ours.
+n threads, and ultralytics' own ONNX Runtime session is swapped for one opened with our options on
+the file as it is. Ours runs the graph as `load_yolo` rewrites it (the same numbers, computed faster):
+that rewrite is part of our path.
 The paths take turns batch by batch, in an order that rotates, so a noisy machine slows them alike;
 the figure is the median over repeats of (time for all frames) / frames.
 
@@ -25,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from vision.inference.runtime import RuntimeOptions, load_model
-from vision.inference.yolo import DetectorOptions, YoloDetector
+from vision.inference.yolo import DetectorOptions, YoloDetector, load_yolo
 from vision.types import Detections
 
 SAMPLE_VIDEOS = Path(__file__).resolve().parents[1] / "sample_videos"
@@ -141,7 +143,7 @@ class OurPath:
 
     def __init__(self, name: str, model_path: Path, threads: int, options: DetectorOptions) -> None:
         self.name = name
-        self.detector = YoloDetector(load_model(model_path, _runtime(threads)), options)
+        self.detector = load_yolo(model_path, _runtime(threads), options)
 
     def detect_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         return self.detector.detect_batch(frames)
@@ -150,9 +152,10 @@ class OurPath:
 class UltralyticsPath:
     """`YOLO(model.onnx).predict`, on a session opened with our options, its output as `Detections`.
 
-    `rect=False`: for an export with dynamic height and width, ultralytics' default letterboxes each
-    frame to the smallest multiple of the stride (384x224 for a 16:9 frame) instead of the model's
-    square input; that is a different input from ours, so boxes could not be compared.
+    `imgsz` is the model's input size and `rect` whether ours shrinks it (DetectorOptions.rect, for a
+    model with dynamic height and width), so that both letterbox a frame into the same input: with
+    rect, a batch of one frame size at the smallest multiple of the stride that holds it, else the
+    whole input. (ultralytics would shrink a fixed-size model's input too, which its session refuses.)
     """
 
     def __init__(self, model_path: Path, threads: int, options: DetectorOptions) -> None:
@@ -162,6 +165,7 @@ class UltralyticsPath:
         self.model = yolo_class(str(model_path), task="detect")
         probe = YoloDetector(load_model(model_path, _runtime(threads)), options)
         self.imgsz = list(probe.input_size)
+        self.rect = probe.rect_stride is not None
         self.names = probe.model_names
         self.model.predict(np.full((64, 64, 3), 114, np.uint8), **self._predict_args())  # builds the predictor
         backend = self.model.predictor.model.backend
@@ -174,7 +178,7 @@ class UltralyticsPath:
     def _predict_args(self) -> dict[str, object]:
         o = self.options
         return {"imgsz": self.imgsz, "conf": o.confidence, "iou": o.iou, "max_det": o.max_detections,
-                "verbose": False, "device": "cpu", "rect": False}
+                "verbose": False, "device": "cpu", "rect": self.rect}
 
     def detect_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         results = self.model.predict(list(frames), batch=len(frames), **self._predict_args())

@@ -447,8 +447,8 @@ def load_detector(model: Path | None = None, threads: int = 2, spin: bool = True
     """Our store detector (manifest entry `walkout-det`, hash checked) or the ONNX file `model`; `spin`:
     see RuntimeOptions (off where other cameras' models share the cores)."""
     from vision.inference.manifest import ModelManifest
-    from vision.inference.runtime import RuntimeOptions, load_model
-    from vision.inference.yolo import YoloDetector
+    from vision.inference.runtime import RuntimeOptions
+    from vision.inference.yolo import load_yolo
 
     if model is None:
         manifest = ModelManifest.load()
@@ -456,7 +456,7 @@ def load_detector(model: Path | None = None, threads: int = 2, spin: bool = True
             raise FileNotFoundError("models/manifest.yaml lists no 'walkout-det' detector yet: train it with "
                                     "`walkout train-detector`, or give an ultralytics ONNX export with --model")
         model = manifest.path_of("walkout-det")
-    return YoloDetector(load_model(model, RuntimeOptions(intra_op_threads=threads, spin=spin)))
+    return load_yolo(model, RuntimeOptions(intra_op_threads=threads, spin=spin))
 
 
 def shelf_for(store: Store, camera: str) -> ShelfStage | None:

@@ -377,11 +377,11 @@ def evaluate(recipe: Recipe, ws: Workspace, model_path: Path) -> dict[str, Any]:
     from ultralytics.utils.metrics import ap_per_class
 
     from vision.inference.boxes import box_iou
-    from vision.inference.runtime import RuntimeOptions, load_model
-    from vision.inference.yolo import DetectorOptions, YoloDetector
+    from vision.inference.runtime import RuntimeOptions
+    from vision.inference.yolo import DetectorOptions, load_yolo
 
-    detector = YoloDetector(load_model(model_path, RuntimeOptions()),
-                            DetectorOptions(confidence=0.001, iou=0.7, max_detections=300))  # ultralytics' val settings
+    detector = load_yolo(model_path, RuntimeOptions(),
+                         DetectorOptions(confidence=0.001, iou=0.7, max_detections=300))  # ultralytics' val settings
     thresholds = np.linspace(0.5, 0.95, 10)
     correct, confidence, predicted, true = [], [], [], []
     images = [path for job in recipe.data if job.role == "heldout"

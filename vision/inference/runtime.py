@@ -98,8 +98,9 @@ def choose_providers(wanted: tuple[str, ...], available: list[str]) -> list[str]
     return [*chosen, "CPUExecutionProvider"]
 
 
-def load_model(path: Path, options: RuntimeOptions = RuntimeOptions()) -> LoadedModel:
-    """Open `path` with the best provider available and warm it up with zero inputs."""
+def load_model(path: Path, options: RuntimeOptions = RuntimeOptions(), graph: bytes | None = None) -> LoadedModel:
+    """Open `path` with the best provider available and warm it up with zero inputs. `graph`: the bytes
+    to run instead of the file's, an equivalent of it that a loader rewrote (see yolo.load_yolo)."""
     import onnxruntime as ort
 
     path = Path(path)
@@ -120,7 +121,7 @@ def load_model(path: Path, options: RuntimeOptions = RuntimeOptions()) -> Loaded
     so.log_severity_level = 3
     providers = choose_providers(options.providers, ort.get_available_providers())
     try:
-        session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
+        session = ort.InferenceSession(str(path) if graph is None else graph, sess_options=so, providers=providers)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
         raise ValueError(f"model file {path} is not a loadable ONNX model: {exc}") from exc
     model = LoadedModel(

@@ -23,7 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from vision.inference.boxes import box_iou, nms
 from vision.inference.runtime import LoadedModel, RuntimeOptions, load_model
-from vision.inference.yolo import DetectorOptions, Letterbox, YoloDetector
+from vision.inference.yolo import DetectorOptions, Letterbox, YoloDetector, dfl_on_last_axis, load_yolo
 
 COCO = ("person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
         "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
@@ -285,6 +285,27 @@ def test_mixed_frame_sizes_in_one_batch_each_map_back_through_their_own_letterbo
         np.testing.assert_allclose(dets.xyxy, [want], atol=0.5)
 
 
+@pytest.mark.parametrize(("sizes", "rect", "stride", "runs", "frame_xyxy"), [
+    # 640 x 480 at scale 0.8 is 512 x 384: already a multiple of 32, no grey at all
+    ([(480, 640)], True, "32", [(1, 3, 384, 512)], (0, 0, 640, 480)),
+    # 1280 x 720 at scale 0.5 is 640 x 360: padded to 384 rows, 12 above
+    ([(720, 1280)], True, "32", [(1, 3, 384, 640)], (0, -24, 1024, 744)),
+    ([(480, 640)], False, "32", [(1, 3, 384, 640)], (-80, 0, 560, 480)),  # the full input: 64 grey columns left
+    ([(480, 640)], True, None, [(1, 3, 384, 640)], (-80, 0, 560, 480)),  # no stride in the metadata: full input
+    ([(480, 640), (720, 1280)], True, "32", [(2, 3, 384, 640)], (-80, 0, 560, 480)),  # two sizes share the full input
+])
+def test_rect_input_for_a_dynamic_model(tmp_path, sizes, rect, stride, runs, frame_xyxy):
+    # The model answers the box (0, 0, 512, 384) in input pixels whatever the input's size.
+    det = detector(tmp_path, classic(((0, 0, 512, 384), 0, 0.9)), DetectorOptions(rect=rect),
+                   hw=("height", "width"), meta={"imgsz": "[384, 640]", "stride": stride})
+    seen = count_runs(det.model)
+    first = det.detect_batch([frame(h, w) for h, w in sizes])[0]
+    assert seen == runs
+    h, w = sizes[0]
+    clipped = np.clip(frame_xyxy, 0, [w, h, w, h])
+    np.testing.assert_allclose(first.xyxy, [clipped], atol=0.5)
+
+
 def test_reused_buffers_repaint_the_border_when_a_slot_changes_size(tmp_path):
     det = detector(tmp_path, classic())
     det.preprocess([frame(value=255)], batch=1)  # fills the whole canvas white
@@ -445,15 +466,19 @@ SIZES = [  # frame (h, w), model input (h, w)
 ]
 
 
+@pytest.mark.parametrize("rect", [False, True], ids=["full input", "rect"])
 @pytest.mark.parametrize(("h", "w", "in_h", "in_w"), SIZES)
-def test_letterbox_fit_matches_ultralytics(ultralytics, h, w, in_h, in_w):
+def test_letterbox_fit_matches_ultralytics(ultralytics, h, w, in_h, in_w, rect):
     letterbox, scale_boxes = ultralytics
-    ours = Letterbox.fit(h, w, in_h, in_w)
-    theirs = letterbox((in_h, in_w), auto=False).get_params({"img": np.zeros((h, w, 3), np.uint8)})
-    assert (ours.new_w, ours.new_h) == theirs["new_unpad"]
-    assert (ours.left, ours.top) == (theirs["left"], theirs["top"])
-    assert ours.scale == pytest.approx(theirs["ratio"][0])
+    ours = Letterbox.fit(h, w, in_h, in_w, 32 if rect else None)
+    theirs = letterbox((in_h, in_w), auto=rect, stride=32)
+    params = theirs.get_params({"img": np.zeros((h, w, 3), np.uint8)})
+    assert (ours.new_w, ours.new_h) == params["new_unpad"]
+    assert (ours.left, ours.top) == (params["left"], params["top"])
+    assert ours.scale == pytest.approx(params["ratio"][0])
+    assert (ours.in_h, ours.in_w) == theirs(image=np.zeros((h, w, 3), np.uint8)).shape[:2]
     # and the way back: the same boxes in model input pixels land where ultralytics puts them
+    in_h, in_w = ours.in_h, ours.in_w
     boxes = np.array([[0, 0, in_w, in_h], [ours.left + 1.5, ours.top + 0.5, in_w / 2, in_h / 2 + 0.25]], np.float32)
     np.testing.assert_allclose(ours.to_frame(boxes, h, w), scale_boxes((in_h, in_w), boxes.copy(), (h, w)),
                                rtol=1e-5, atol=1e-3)
@@ -467,3 +492,81 @@ def test_preprocess_pixels_match_ultralytics(ultralytics, tmp_path, h, w):
     theirs = letterbox(IMGSZ, auto=False)(image=image)  # BGR, HWC
     ours = np.rint(blob[0].transpose(1, 2, 0)[..., ::-1] * 255).astype(np.uint8)
     np.testing.assert_array_equal(ours, theirs)
+
+
+# --- the DFL rewrite ------------------------------------------------------------------------------
+
+BINS = np.arange(16, dtype=np.float32)
+
+
+def dfl_onnx(bins: np.ndarray = BINS, opset: int = 17, after: str = "Reshape") -> bytes:
+    """ultralytics' DFL as it exports it: (b, 64, a) -> Reshape (b, 4, 16, a) -> Transpose (b, 16, 4, a)
+    -> Softmax(axis=1) -> 1x1 Conv with weights `bins` -> (b, 4, a) (by `after`)."""
+    inits = [numpy_helper.from_array(np.array([0, 4, 16, -1], np.int64), "split"),
+             numpy_helper.from_array(bins.reshape(1, 16, 1, 1), "dfl.weight"),
+             numpy_helper.from_array(np.array([0, 4, -1], np.int64), "joined")]
+    nodes = [helper.make_node("Reshape", ["x", "split"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1, 3]),
+             helper.make_node("Softmax", ["t"], ["s"], axis=1),
+             helper.make_node("Conv", ["s", "dfl.weight"], ["c"], kernel_shape=[1, 1]),
+             helper.make_node("Reshape", ["c", "joined"], ["y"]) if after == "Reshape"
+             else helper.make_node("Identity", ["c"], ["y"])]
+    graph = helper.make_graph(nodes, "dfl", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 64, "a"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def run_graph(graph: bytes, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(graph, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+def test_dfl_rewrite_gives_the_same_box_sides():
+    x = np.random.default_rng(0).normal(0, 4, (2, 64, 300)).astype(np.float32)
+    graph = dfl_onnx()
+    rewritten = dfl_on_last_axis(graph)
+    assert rewritten is not None
+    ops = [n.op_type for n in onnx.load_from_string(rewritten).graph.node]
+    assert ops == ["Reshape", "Transpose", "Softmax", "MatMul", "Reshape"]
+    before, after = run_graph(graph, x), run_graph(rewritten, x)
+    assert after.shape == before.shape == (2, 4, 300)
+    np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("graph", [
+    dfl_onnx(bins=BINS[::-1].copy()),  # a Conv that is not an expectation over 0..15
+    dfl_onnx(opset=12),  # Softmax(axis=1) flattened the axes after it then: another function
+    dfl_onnx(after="Identity"),  # (b, 1, 4, a) itself is the output: its shape would change
+], ids=["other weights", "opset 12", "no reshape after"])
+def test_graphs_that_are_not_ultralytics_dfl_are_left_alone(graph):
+    assert dfl_on_last_axis(graph) is None
+
+
+def test_a_model_without_dfl_is_run_as_it_is(tmp_path):
+    path = yolo_onnx(tmp_path / "yolo.onnx", classic(((10, 10, 50, 50), 0, 0.9)))
+    assert dfl_on_last_axis(path.read_bytes()) is None
+    assert found(load_yolo(path, RUNTIME).detect(frame())) == [("person", 0.9)]
+
+
+def test_a_file_that_is_not_onnx_is_a_clear_error_with_the_rewrite_too(tmp_path):
+    path = tmp_path / "yolo.onnx"
+    path.write_bytes(b"\x08\x07 not a protobuf at all \xff" * 10)
+    with pytest.raises(ValueError, match="is not a loadable ONNX model"):
+        load_yolo(path, RUNTIME)
+
+
+def test_our_detector_finds_the_same_boxes_with_the_rewrite():
+    from store_runtime.bench import sample_frames
+
+    path = Path(__file__).resolve().parents[3] / "models" / "walkout-det.onnx"
+    frames = sample_frames(8)
+    plain = YoloDetector(load_model(path, RUNTIME)).detect_batch(frames)
+    fast = load_yolo(path, RUNTIME).detect_batch(frames)
+    assert sum(map(len, plain)) > 8
+    for a, b in zip(plain, fast, strict=True):
+        np.testing.assert_array_equal(a.class_id, b.class_id)
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
+        np.testing.assert_allclose(a.confidence, b.confidence, atol=1e-6)
