@@ -98,8 +98,8 @@ class PrivacyConfig:
     # spans the sightings either side (see lookahead), grown by its age.
     follow_every: int = 2
     # Crops around known faces and heads are scaled so that the face in them is about this high. The face
-    # model's cost grows with the crop's pixels: at 32 px (48 before) crops cost a fifth less redaction
-    # time over the samples, every face still found; 24 px found them too, but leaves less to spare.
+    # model's cost grows with the crop's pixels: at 32 px (48 before) it spent a fifth less time over the
+    # samples and still found every face; 24 px found them too, but leaves less to spare.
     crop_face_px: int = 32
     # A crop spans the face's predicted box grown by this share of its size on each side (motion slack).
     search: float = 1.0
