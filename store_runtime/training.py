@@ -532,11 +532,10 @@ COCO-pretrained export mapped to our classes (README, "Deploying on real cameras
 ## Held-out accuracy
 
 Measured by `walkout train-detector` on the exported ONNX file as the camera node runs it (its
-letterbox into {h_in}×{w_in}, shrunk to the smallest multiple of the stride that holds the frame, and
-its NMS, `vision/inference/yolo.py`), scored with ultralytics'
-`ap_per_class`, on the held-out set: {frames} frames of scenarios rendered from other seeds and with
-the wider `heldout` randomisation ranges (stronger perspective, lighting, blur, noise and
-compression than training).
+letterbox into {h_in}×{w_in}, shrunk to the smallest multiple of the stride that holds the frame,
+and its NMS, `vision/inference/yolo.py`), scored with ultralytics' `ap_per_class`, on the held-out
+set: {frames} frames of scenarios rendered from other seeds and with the wider `heldout`
+randomisation ranges (stronger perspective, lighting, blur, noise and compression than training).
 
 | class | mAP50 |
 |---|---|
