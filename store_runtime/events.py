@@ -75,6 +75,9 @@ class ShelfAction(_Event):
         default=(), max_length=4, description="The shelf stage's evidence for `gtin` (vision.shelf): the slot's "
         "planned product, its shelf-edge label, what the slot remembers was stocked or put there, the product's "
         "look. A product other than the slot's planned one needs label, memory or appearance (a misplaced item).")
+    rivals: tuple[tuple[Annotated[int, Field(ge=0)], Annotated[float, Field(ge=0, le=1)]], ...] = Field(
+        default=(), max_length=3, description="Other person tracks the attribution's votes went to, (track, share) "
+        "by share: the runtime adds up the shares of the persons who came in on `track`'s code (a family).")
 
 
 class CameraStatus(_Event):

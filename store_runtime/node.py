@@ -412,7 +412,8 @@ class CameraNode:
         return ShelfAction(id=event_id(self.camera, "shelf", e.slot, e.action, round(e.t, 3), e.track),
                            t=e.t, camera=self.camera, action=e.action, track=e.track, gtin=e.gtin, qty=e.qty,
                            slot=e.slot, confidence=round(float(e.confidence), 4),
-                           track_confidence=round(float(e.track_confidence), 4), sources=tuple(e.sources))
+                           track_confidence=round(float(e.track_confidence), 4), sources=tuple(e.sources),
+                           rivals=tuple((int(track), round(float(share), 4)) for track, share in e.rivals))
 
 
 def follow(node: CameraNode, source: LiveSource, *, clock: Callable[[], float] = time.time, poll_s: float = 0.25,

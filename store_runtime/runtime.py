@@ -630,6 +630,8 @@ class StoreRuntime:
             believed = None
         else:
             believed = track.session_id
+            if self._party_share(tx, e, believed) >= self.settings.min_track_confidence:
+                reasons = [r for r in reasons if r[0] != "low_track_confidence"]
         session = self._locked(tx, believed) if believed is not None else None
         if session is not None and not reasons:
             reasons += self._basket_doubts(tx, session, e)
@@ -652,6 +654,17 @@ class StoreRuntime:
         if e.action == "put" and overdraws(basket_rows(tx, session.id), _Move(e.id, e.t, e.action, e.gtin, e.qty)):
             return [("put_overdraw", f"a put of {e.qty} x {e.gtin}, more than the basket held at that moment")]
         return []
+
+    @staticmethod
+    def _party_share(tx: Session, e: ShelfAction, session: str) -> float:
+        """The share of the event's votes that went to persons of `session`: its track's and its rivals'
+        bound to the same session (a parent and child at one slot split the reach, not the doubt)."""
+        rivals = {track: share for track, share in e.rivals if track != e.track}  # a node's word, checked
+        if not rivals:
+            return e.track_confidence
+        bound = tx.scalars(select(TrackRow.track).where(
+            TrackRow.camera == e.camera, TrackRow.track.in_(list(rivals)), TrackRow.session_id == session)).all()
+        return min(1.0, e.track_confidence + sum(rivals[track] for track in bound))
 
     def _likeliest(self, tx: Session, e: ShelfAction, inside: Sequence[str]) -> str | None:
         """Whom an event nobody could be told for most likely belongs to: the only shopper inside,

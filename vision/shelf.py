@@ -69,6 +69,7 @@ __all__ = [
 Action = Literal["pick", "put"]
 Point = tuple[float, float]
 LabelReader = Callable[[np.ndarray], Sequence[str]]  # BGR crop of a shelf-edge label -> EAN-13 texts read
+RIVALS = 3  # persons besides the likeliest that a shelf event names with their share of the votes
 
 
 # ---------------------------------------------------------------- public types
@@ -170,7 +171,9 @@ class ShelfEvent:
     `t` is when the product moved (seconds on the stream's clock), estimated after the fact;
     `track` is the person track that did it (-1 when no one could be told); `confidence` is the
     product identity's, `track_confidence` the attribution's; `sources` names the evidence that
-    agreed with the product chosen.
+    agreed with the product chosen. `rivals` are the other person tracks the attribution's votes
+    went to, (track, share) by share: a parent and child at one slot split the reach between them,
+    and the runtime, which knows they came in on one code, adds their shares up.
     """
 
     t: float
@@ -182,6 +185,7 @@ class ShelfEvent:
     confidence: float
     track_confidence: float
     sources: tuple[str, ...] = ()
+    rivals: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -1029,19 +1033,19 @@ class ShelfMonitor:
         post = _fuse(priors, appearance, self.matcher.gtins)
         gtin = max(post, key=post.__getitem__)
         slot.facings = [f for f in slot.facings if f not in gone]
-        when, track, track_conf = self._who_and_when(slot, a, b, patch, "pick")
+        when, track, track_conf, rivals = self._who_and_when(slot, a, b, patch, "pick")
         mem = self._tracks.get(track)
         if mem is not None:
             mem.taken[gtin] = mem.taken.get(gtin, 0) + len(gone)
         return ShelfEvent(round(when, 3), slot.spec.id, "pick", gtin, len(gone), track, round(post[gtin], 3),
-                          round(track_conf, 3), self._sources(slot, gtin, priors, appearance))
+                          round(track_conf, 3), self._sources(slot, gtin, priors, appearance), rivals)
 
     def _put(self, slot: _Slot, full: np.ndarray, after: np.ndarray, x0: int, x1: int, qty: int, a: int, b: int,
              patch: np.ndarray) -> ShelfEvent:
         step = (x1 - x0) / qty
         crop = self._crop(slot, full, after, x0, x0 + step)
         appearance = self.matcher.probabilities(crop) if crop is not None else {}
-        when, track, track_conf = self._who_and_when(slot, a, b, patch, "put")
+        when, track, track_conf, rivals = self._who_and_when(slot, a, b, patch, "put")
         priors: dict[str, float] = {}
         mem = self._tracks.get(track)
         if mem is not None and mem.taken:  # a shopper puts back what they took, most of the time
@@ -1059,7 +1063,7 @@ class ShelfMonitor:
             if mem.taken[gtin] <= 0:
                 del mem.taken[gtin]
         return ShelfEvent(round(when, 3), slot.spec.id, "put", gtin, qty, track, round(conf, 3), round(track_conf, 3),
-                          self._sources(slot, gtin, priors, appearance))
+                          self._sources(slot, gtin, priors, appearance), rivals)
 
     @staticmethod
     def _majority(slot: _Slot) -> str:
@@ -1088,8 +1092,9 @@ class ShelfMonitor:
         return tuple(out)
 
     def _who_and_when(self, slot: _Slot, a: int, b: int, patch: np.ndarray, action: Action
-                      ) -> tuple[float, int, float]:
-        """When the product moved, and whose reach did it, from the interaction's frames."""
+                      ) -> tuple[float, int, float, tuple[tuple[int, float], ...]]:
+        """When the product moved, whose reach did it and with what share of the votes, and the
+        `RIVALS` next likeliest persons with theirs, from the interaction's frames."""
         assert slot.inter is not None
         frames = list(slot.inter.frames)
         when = self._when(slot, frames, a, b, patch) + (self.config.release_s if action == "put" else 0.0)
@@ -1108,9 +1113,11 @@ class ShelfMonitor:
                 d = min(max(0.0, lo - x, x - hi) for x in (box[0], box[2]))
                 votes[tid] = votes.get(tid, 0.0) + w * (0.1 + 2.0 * math.exp(-((d / (0.06 * h)) ** 2)))
         if not votes:
-            return when, -1, 0.0
-        best = max(votes, key=votes.__getitem__)
-        return when, best, votes[best] / sum(votes.values())
+            return when, -1, 0.0, ()
+        total = sum(votes.values())
+        best, *others = sorted(votes, key=lambda tid: (-votes[tid], tid))
+        rivals = tuple((tid, votes[tid] / total) for tid in others[:RIVALS])
+        return when, best, votes[best] / total, rivals
 
     def _image_x(self, slot: _Slot, col: float) -> float:
         h = slot.warp.size[1]

@@ -125,3 +125,17 @@ def test_events_keep_their_evidence_on_the_wire() -> None:
     assert ShelfAction.model_validate(legacy).sources == ()
     with pytest.raises(ValidationError, match="sources"):
         ShelfAction.model_validate({**legacy, "sources": ["trust me"]})
+
+
+def test_rivals_travel_on_the_wire_and_forged_ones_count_for_nothing(tmp_path: Path) -> None:
+    event = pick(track_confidence=0.45, rivals=((2, 0.4), (7, 0.15)))
+    assert ShelfAction.model_validate_json(event.to_json()).rivals == ((2, 0.4), (7, 0.15))
+    for rivals, rule in [(((2, 1.5),), "less than or equal to 1"), (((-1, 0.1),), "greater than or equal to 0"),
+                         (((2, 0.1),) * 4, "at most 3")]:
+        with pytest.raises(ValidationError, match=rule):
+            pick(track_confidence=0.45, rivals=rivals)
+    # Shares only count for other persons of the same session: the event's own track named again, or
+    # twice, adds nothing; the pick still waits for a person.
+    runtime, _ = inside(tmp_path)
+    runtime.apply(pick(track_confidence=0.3, rivals=((1, 0.5), (1, 0.6))))
+    assert [review.codes for review in runtime.reviews()] == [("low_track_confidence",)]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from store_fakes import BREAD, JAM, MILK, T0, inside, shelf, two_inside
+from store_fakes import BREAD, JAM, MILK, T0, code, entered, entry_read, inside, open_runtime, shelf, two_inside
 
 from store_runtime.baskets import Line, fold, overdraws
 from store_runtime.runtime import StoreRuntime
@@ -122,6 +122,21 @@ def test_uncertain_event_goes_to_review_not_the_basket(runtime: StoreRuntime, ev
     assert review.event["gtin"] == event.gtin and review.event["action"] == event.action
     # With one shopper inside, that shopper is who the system believes it was.
     assert review.session == runtime.receipts()[0].session and review.customer == "c-0001"
+
+
+def test_a_reach_split_within_one_party_is_no_doubt_but_one_split_with_another_shopper_is(tmp_path: Path) -> None:
+    # A parent and child (one code, party 2) at one slot: the votes split between them, the basket is
+    # the same. Two shoppers on their own codes splitting it is what the review queue is for.
+    family = open_runtime(tmp_path, name="family.db")
+    for event in [entry_read(code(party=2), T0 + 1), entered(1, T0 + 3), entered(2, T0 + 4)]:
+        family.apply(event)
+    family.apply(shelf(1, "pick", MILK, T0 + 5, track_confidence=0.45, rivals=((2, 0.4), (7, 0.15))))
+    assert family.reviews() == [] and basket(family) == {MILK: 1}
+
+    strangers = two_inside(tmp_path)
+    strangers.apply(shelf(1, "pick", MILK, T0 + 5, track_confidence=0.45, rivals=((2, 0.4), (7, 0.15))))
+    [review] = strangers.reviews()
+    assert review.codes == ("low_track_confidence",) and review.customer == "c-a"
 
 
 def test_nobody_could_be_told_belief_is_the_shopper_at_that_slot(tmp_path: Path) -> None:

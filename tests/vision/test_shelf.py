@@ -286,6 +286,21 @@ def test_a_product_put_into_the_wrong_slot_is_taken_later_as_what_it_is(replays)
 
 
 @pytest.mark.slow
+def test_a_familys_picks_name_the_other_members_votes(truth_figures, replays) -> None:
+    """A parent and child at one slot share the votes for who took: each event names the others it
+    went to (`rivals`), so the runtime can add up the shares of one party."""
+    scenario_dir = BY_KIND["family"]
+    figures = truth_figures(scenario_dir)
+    customer = {f.shopper + 1: f.customer for frame in figures for f in frame}
+    events = replays(scenario_dir)
+    assert events and all(e.track_confidence + sum(share for _, share in e.rivals) <= 1.001 for e in events)
+    assert all(track != e.track for e in events for track, _ in e.rivals)
+    party = [e.track_confidence + sum(share for track, share in e.rivals if customer.get(track) == customer[e.track])
+             for e in events]
+    assert any(share > e.track_confidence for share, e in zip(party, events, strict=True))
+
+
+@pytest.mark.slow
 def test_events_need_no_visible_hand(truth_figures) -> None:
     """Seen from behind, hands are mostly hidden and small: with person boxes alone, two neighbours
     reaching across each other at the same moment are still each charged their own pick."""
