@@ -120,6 +120,10 @@ class TrackerConfig:
     look_clean: float = 0.2  # a person box covered more than this (share of its area) by another one
     #                          does not update its track's look: it shows the other shopper too
     look_momentum: float = 0.9  # a track's look is this much its old look and the rest the new box's
+    # A weak box (second stage) covered more than this by another person box is matched without its look:
+    # it is most often the sliver of a shopper left in view beside one walking past, whose colours are the
+    # shopper's but whose box is only the part in view; followed by its look, the track slides away with it.
+    look_weak_clean: float = 0.6
 
     def __post_init__(self) -> None:
         _check_range("high_threshold", self.high_threshold, 0.0, 1.0)
@@ -139,6 +143,7 @@ class TrackerConfig:
         _check_range("owner_cost_margin", self.owner_cost_margin, 0.0, 10.0)
         _check_range("look_weight", self.look_weight, 0.0, 10.0)
         _check_range("look_clean", self.look_clean, 0.0, 1.0)
+        _check_range("look_weak_clean", self.look_weak_clean, 0.0, 1.0)
         _check_range("look_momentum", self.look_momentum, 0.0, 1.0)
         if not isinstance(self.distances, Mapping):
             raise ValueError(f"TrackerConfig.distances: expected a mapping of class name to distance, "
@@ -435,20 +440,22 @@ class Tracker:
         births: list[np.ndarray] = []
         unmatched_tentative: list[np.ndarray] = []
         boxes = _mean_to_xyxy(table.mean)
+        xyxy = dets.xyxy.astype(np.float64)
+        weak_looks = np.where(_uncovered(xyxy, looks, cfg.look_weak_clean)[:, None], looks, 0.0)
         for cls in np.union1d(table.class_id, dets.class_id[usable]):
             tracks = np.flatnonzero(table.class_id == cls)
             found = usable[dets.class_id[usable] == cls]
             name = dets.names[cls] if 0 <= cls < len(dets.names) else None
             weight = cfg.look_weight if name == cfg.person_class else 0.0
             matched, left_tentative, born = _match_class(cfg.distance(name), cfg, table, boxes, dets, tracks, found,
-                                                         looks, weight)
+                                                         looks, weak_looks, weight)
             pairs.append(matched)
             unmatched_tentative.append(left_tentative)
             births.append(born)
         track_rows, det_rows = (np.concatenate(x) for x in zip(*pairs, strict=True)) if pairs else (
             np.zeros(0, np.int64), np.zeros(0, np.int64))
         # What a track may learn of its look: only boxes no other person box covers (they show one shopper).
-        learnt = np.where(_uncovered(dets.xyxy.astype(np.float64), looks, cfg.look_clean)[:, None], looks, 0.0)
+        learnt = np.where(_uncovered(xyxy, looks, cfg.look_clean)[:, None], looks, 0.0)
         table = self._apply_matches(table, track_rows, det_rows, dets, learnt)
         # A tentative track that misses once was most likely a false detection (DeepSORT, ByteTrack).
         dead = np.concatenate(unmatched_tentative) if unmatched_tentative else np.zeros(0, np.int64)
@@ -523,17 +530,19 @@ class Tracker:
 
 
 def _match_class(distance: Distance, cfg: TrackerConfig, table: _Table, boxes: np.ndarray, dets: Detections,
-                 tracks: np.ndarray, found: np.ndarray, looks: np.ndarray, look_weight: float
+                 tracks: np.ndarray, found: np.ndarray, looks: np.ndarray, weak_looks: np.ndarray, look_weight: float
                  ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
     """ByteTrack's stages for one class: ((track rows, det rows) matched, tentative rows left, det rows to start).
 
-    With `look_weight`, a pair within the gate costs that much more at the largest difference of looks."""
+    With `look_weight`, a pair within the gate costs that much more at the largest difference of looks
+    (`looks`; for the weak boxes of the second stage `weak_looks`)."""
     strong = found[dets.confidence[found] >= cfg.high_threshold]
     weak = found[dets.confidence[found] < cfg.high_threshold]
     confirmed = tracks[table.confirmed[tracks]]
     tentative = tracks[~table.confirmed[tracks]]
 
-    def match(t_rows: np.ndarray, d_rows: np.ndarray, gate: float) -> tuple[np.ndarray, np.ndarray]:
+    def match(t_rows: np.ndarray, d_rows: np.ndarray, gate: float, looks: np.ndarray = looks
+              ) -> tuple[np.ndarray, np.ndarray]:
         if not len(t_rows) or not len(d_rows):
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         cost = distance.cost(boxes[t_rows], dets.xyxy[d_rows].astype(np.float64))
@@ -545,7 +554,7 @@ def _match_class(distance: Distance, cfg: TrackerConfig, table: _Table, boxes: n
     t1, d1 = match(confirmed, strong, distance.gate)
     # ByteTrack gives weak boxes only to tracks seen last time; lost ones too here, under the tighter gate:
     # at 15 fps a shopper half hidden for a few frames is often detected weakly on the way back.
-    t2, d2 = match(_without(confirmed, t1), weak, distance.low_gate)
+    t2, d2 = match(_without(confirmed, t1), weak, distance.low_gate, weak_looks)
     strong_left = _without(strong, d1)
     t3, d3 = match(tentative, strong_left, distance.gate)
     left = _without(strong_left, d3)
