@@ -38,6 +38,10 @@ class Architecture(_Strict):
     depth: float = Field(gt=0, le=1.0)
     width: float = Field(gt=0, le=1.5)
     max_channels: int = Field(ge=64, le=2048)
+    # Box sides as a distribution over reg_max bins (DFL, YOLO11's 16), or regressed directly at 1 (as
+    # YOLO26 does). The box head is max(16, 4 x reg_max) channels wide at every stride, whatever the
+    # width: at width 0.125 and reg_max 16 it was a third of the model's cost.
+    reg_max: int = Field(default=16, ge=1, le=32)
 
 
 class DataJob(_Strict):
@@ -158,7 +162,7 @@ def architecture_yaml(recipe: Recipe, path: Path) -> Path:
 
     base = yaml.safe_load((ROOT / "cfg" / "models" / "11" / "yolo11.yaml").read_text())
     a = recipe.architecture
-    base.update(nc=len(CLASSES), scales={"w": [a.depth, a.width, a.max_channels]}, scale="w")
+    base.update(nc=len(CLASSES), scales={"w": [a.depth, a.width, a.max_channels]}, scale="w", reg_max=a.reg_max)
     path.write_text(yaml.safe_dump(base, sort_keys=False))
     return path
 
@@ -499,6 +503,9 @@ def write_card(recipe: Recipe, result: dict[str, Any], path: Path) -> None:
     jobs = "".join(f"| {j.name} | {j.role} | {j.preset} | {j.seed}.. | {j.scenarios} | 1 frame in {j.every} |\n"
                    for j in recipe.data)
     digest = result["sha256"][:16]
+    box_head = ("box sides regressed directly (reg_max 1, as YOLO26)" if a.reg_max == 1
+                else f"box sides as distributions over {a.reg_max} bins (DFL)")
+    layers = f"YOLO11 layers at depth {a.depth}, width {a.width}, {box_head}"
     h_in, w_in = recipe.model_input
     windows = (f"on {t.size} px windows cut from frames scaled by {t.scale} (plus {t.whole:.0%} of frames whole)"
                if (t := recipe.tiles) else f"on whole frames at {recipe.imgsz} px")
@@ -523,7 +530,7 @@ COCO-pretrained export mapped to our classes (README, "Deploying on real cameras
 | | |
 |---|---|
 | file | `models/{Path(result['model']).name}` ({result['size_bytes'] / 1e6:.1f} MB, sha256 `{digest}…`) |
-| architecture | YOLO11 layers at depth {a.depth}, width {a.width} ({recipe.name}.recipe.yaml), trained from scratch |
+| architecture | {layers} ({recipe.name}.recipe.yaml), trained from scratch |
 | input | {h_in}×{w_in} (height × width) RGB, whole frames letterboxed; dynamic batch axis |
 | output | ultralytics classic layout (batch, 4 + {len(CLASSES)}, anchors); NMS in `vision/inference/yolo.py` |
 | training | {epochs} epochs, batch {recipe.batch}, {windows}, {where}, {took} |

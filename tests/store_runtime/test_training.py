@@ -16,10 +16,13 @@ import yaml
 
 from store_runtime.training import (
     RECIPE,
+    Architecture,
     Recipe,
     Tiles,
     TrainingError,
     _matches,
+    architecture_yaml,
+    offline_ultralytics,
     tile_split,
     training_seconds,
 )
@@ -70,6 +73,8 @@ def test_a_detection_counts_once_per_box_of_its_class_at_each_iou_threshold() ->
 @pytest.mark.parametrize("change, field", [
     ({"imgsz": 300}, "imgsz"),  # not a multiple of the 32-px stride
     ({"epochs": 0}, "epochs"),
+    ({"architecture": {"base": "yolo11", "depth": 0.33, "width": 0.125, "max_channels": 1024, "reg_max": 0}},
+     "reg_max"),
     ({"architecture": {"base": "yolo11", "depth": 0.33, "width": 0.125, "max_channels": 1024, "extra": 1}},
      "extra"),
     ({"data": [{"name": "x", "preset": "train", "seed": 1, "scenarios": 1, "every": 0, "role": "train"}]}, "every"),
@@ -152,6 +157,22 @@ def test_a_box_mostly_cut_off_by_a_window_is_not_labelled(tmp_path: Path) -> Non
     boxes = np.array([[0, 0, 100, 100], [90, 0, 190, 100]], float)
     text = _window_labels(np.array([0, 1]), boxes, (0, 0, 100, 100), keep_area=0.3)
     assert [line.split()[0] for line in text.splitlines()] == ["0"]  # 10 % of the second box is inside
+
+
+@pytest.mark.skipif(not HAS_ULTRALYTICS, reason="needs the train extra (ultralytics, torch)")
+@pytest.mark.parametrize("reg_max, box_channels", [(16, 64), (1, 16)])
+def test_the_box_head_is_as_wide_as_reg_max_needs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   reg_max: int, box_channels: int) -> None:
+    for key in ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR"):  # given back after the test
+        monkeypatch.setenv(key, "")
+    offline_ultralytics(tmp_path / "ultralytics")
+    from ultralytics import YOLO
+
+    architecture = Architecture(depth=0.33, width=0.125, max_channels=1024, reg_max=reg_max)
+    recipe = Recipe.load(RECIPE).model_copy(update={"architecture": architecture})
+    head = YOLO(str(architecture_yaml(recipe, tmp_path / "model.yaml"))).model.model[-1]
+    assert head.reg_max == reg_max
+    assert {branch[0].conv.out_channels for branch in head.cv2} == {box_channels}
 
 
 @pytest.mark.slow
