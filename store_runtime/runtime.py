@@ -659,9 +659,10 @@ class StoreRuntime:
     def _party_share(tx: Session, e: ShelfAction, session: str) -> float:
         """The share of the event's votes that went to persons of `session`: its track's and its rivals'
         bound to the same session (a parent and child at one slot split the reach, not the doubt)."""
-        rivals = {track: share for track, share in e.rivals if track != e.track}  # a node's word, checked
+        rivals = {track: share for track, share in e.rivals if track != e.track}  # the node's word: see below
         if not rivals:
             return e.track_confidence
+        # Only persons the store itself bound to the same session count, and never past the whole.
         bound = tx.scalars(select(TrackRow.track).where(
             TrackRow.camera == e.camera, TrackRow.track.in_(list(rivals)), TrackRow.session_id == session)).all()
         return min(1.0, e.track_confidence + sum(rivals[track] for track in bound))

@@ -541,13 +541,14 @@ def _match_class(distance: Distance, cfg: TrackerConfig, table: _Table, boxes: n
     confirmed = tracks[table.confirmed[tracks]]
     tentative = tracks[~table.confirmed[tracks]]
 
-    def match(t_rows: np.ndarray, d_rows: np.ndarray, gate: float, looks: np.ndarray = looks
+    def match(t_rows: np.ndarray, d_rows: np.ndarray, gate: float, det_looks: np.ndarray = looks
               ) -> tuple[np.ndarray, np.ndarray]:
         if not len(t_rows) or not len(d_rows):
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         cost = distance.cost(boxes[t_rows], dets.xyxy[d_rows].astype(np.float64))
         if look_weight > 0:
-            cost = np.where(cost <= gate, cost + look_weight * look_distance(table.look[t_rows], looks[d_rows]), np.inf)
+            cost = np.where(cost <= gate, cost + look_weight * look_distance(table.look[t_rows], det_looks[d_rows]),
+                            np.inf)
         r, c = assign(cost, gate + look_weight)
         return t_rows[r], d_rows[c]
 
