@@ -440,8 +440,8 @@ class Tracker:
         births: list[np.ndarray] = []
         unmatched_tentative: list[np.ndarray] = []
         boxes = _mean_to_xyxy(table.mean)
-        xyxy = dets.xyxy.astype(np.float64)
-        weak_looks = np.where(_uncovered(xyxy, looks, cfg.look_weak_clean)[:, None], looks, 0.0)
+        covered = _covered(dets.xyxy.astype(np.float64), looks)
+        weak_looks = np.where((covered <= cfg.look_weak_clean)[:, None], looks, 0.0)
         for cls in np.union1d(table.class_id, dets.class_id[usable]):
             tracks = np.flatnonzero(table.class_id == cls)
             found = usable[dets.class_id[usable] == cls]
@@ -455,7 +455,7 @@ class Tracker:
         track_rows, det_rows = (np.concatenate(x) for x in zip(*pairs, strict=True)) if pairs else (
             np.zeros(0, np.int64), np.zeros(0, np.int64))
         # What a track may learn of its look: only boxes no other person box covers (they show one shopper).
-        learnt = np.where(_uncovered(xyxy, looks, cfg.look_clean)[:, None], looks, 0.0)
+        learnt = np.where((covered <= cfg.look_clean)[:, None], looks, 0.0)
         table = self._apply_matches(table, track_rows, det_rows, dets, learnt)
         # A tentative track that misses once was most likely a false detection (DeepSORT, ByteTrack).
         dead = np.concatenate(unmatched_tentative) if unmatched_tentative else np.zeros(0, np.int64)
@@ -605,13 +605,14 @@ def look_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(known, d, 0.0)
 
 
-def _uncovered(boxes: np.ndarray, looks: np.ndarray, share: float) -> np.ndarray:
-    """(N,) whether each box with a look has no other such box covering more than `share` of it."""
+def _covered(boxes: np.ndarray, looks: np.ndarray) -> np.ndarray:
+    """(N,) the largest share of each box with a look that another such box covers; inf for a box
+    without a look, so that no threshold counts it as clean."""
     seen = np.flatnonzero(looks.sum(axis=1) > 0)
     covered = inside_fraction(boxes[seen], boxes[seen])
     np.fill_diagonal(covered, 0.0)
-    out = np.zeros(len(boxes), bool)
-    out[seen] = covered.max(axis=1, initial=0.0) <= share
+    out = np.full(len(boxes), np.inf)
+    out[seen] = covered.max(axis=1, initial=0.0)
     return out
 
 

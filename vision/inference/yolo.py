@@ -222,8 +222,8 @@ def dfl_on_last_axis(graph: bytes) -> bytes | None:
     DFL reads each box side as the expectation of a 16-bin softmax. The export computes it as Reshape
     (b, 4, 16, a), Transpose to (b, 16, 4, a), Softmax over axis 1, then a 1x1 Conv whose weights are
     0..15. ONNX Runtime runs a softmax over any axis but the last through transposes of its own: 11% of
-    our detector's run. Rewritten: Transpose to (b, 4, a, 16), Softmax over the last axis, MatMul with
-    0..15: the same sums, equal to float rounding (bit for bit on our detector); the Reshape after it
+    the fourth-recipe walkout-det's run. Rewritten: Transpose to (b, 4, a, 16), Softmax over the last axis,
+    MatMul with 0..15: the same sums, equal to float rounding (bit for bit on that model); the Reshape after it
     reads the same elements in the same order from (b, 4, a, 1) as from (b, 1, 4, a).
     """
     import onnx

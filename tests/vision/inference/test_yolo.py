@@ -518,10 +518,10 @@ def dfl_onnx(bins: np.ndarray = BINS, opset: int = 17, after: str = "Reshape") -
     return model.SerializeToString()
 
 
-def run_graph(graph: bytes, x: np.ndarray) -> np.ndarray:
+def run_graph(graph: bytes, x: np.ndarray, input_name: str = "x") -> np.ndarray:
     import onnxruntime as ort
 
-    return ort.InferenceSession(graph, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    return ort.InferenceSession(graph, providers=["CPUExecutionProvider"]).run(None, {input_name: x})[0]
 
 
 def test_dfl_rewrite_gives_the_same_box_sides():
@@ -577,14 +577,11 @@ def dfl_export(ultralytics, tmp_path_factory) -> Path:
 
 
 def test_an_ultralytics_export_gets_the_rewrite_and_gives_the_same_outputs(dfl_export):
-    import onnxruntime as ort
-
     graph = dfl_export.read_bytes()
     rewritten = dfl_on_last_axis(graph)
     assert rewritten is not None
     x = np.random.default_rng(0).random((2, 3, 96, 128), dtype=np.float32)
-    before, after = (ort.InferenceSession(g, providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
-                     for g in (graph, rewritten))
+    before, after = (run_graph(g, x, "images") for g in (graph, rewritten))
     assert after.shape == before.shape == (2, 4 + 4, 12 * 16 + 6 * 8 + 3 * 4)
     np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-3)
 
