@@ -547,9 +547,10 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def _default_redactor() -> Redactor:
+    from store_runtime.node import FACE_WORKERS
     from vision.privacy import Redactor
 
-    return Redactor.from_manifest()
+    return Redactor.from_manifest(workers=FACE_WORKERS)
 
 
 def run_live(options: LiveOptions, *, stop: threading.Event | None = None, out: IO[str] | None = None,
@@ -592,6 +593,7 @@ def run_live(options: LiveOptions, *, stop: threading.Event | None = None, out: 
         for camera, video in sorted(scenario.video_paths.items()):
             detector = make_detector() if make_detector else load_detector(options.model, threads=1)
             redactor = make_redactor() if make_redactor else _default_redactor()
+            stack.callback(redactor.close)  # after its camera stopped: callbacks run last in, first out
 
             def make_node(day: Day, bus: _DayBus, camera: str = camera, detector: Any = detector,
                           redactor: Any = redactor) -> CameraNode:

@@ -4,7 +4,7 @@
                                                  -> redact -> sink (private video, live view)
                                                            -> clips (review clips of shelf events)
 
-(redact and what follows it optionally in a thread of their own: NodeConfig.redact_in_thread.)
+(redact, and what takes its pictures, optionally in threads of their own: NodeConfig.redact_in_thread.)
 
 Detection is the expensive stage, so it runs every `detect_every` frames, and on frames between
 only when the picture moved (motion gating); the tracker carries tracks by motion in between.
@@ -76,10 +76,10 @@ class NodeConfig:
     # A live node tells the store its camera is fine (and its frame lag) this often, so that the
     # store can tell a quiet camera from a node it has not heard of.
     heartbeat_s: float = 30.0
-    # Blur faces and write the pictures in a thread of the node's own, one frame behind the rest: the
-    # stages before it and redaction each take about half a frame's time, and both let go of the GIL
-    # (ONNX Runtime, OpenCV, the encoder), so the node uses two cores where it would use one. Pictures,
-    # clips and events are the same either way.
+    # Blur faces in a thread of the node's own and write the pictures in another, each a few frames
+    # behind the stage before: detection, face blurring and encoding each let go of the GIL (ONNX
+    # Runtime, OpenCV, the encoder), so the node keeps cores busy that one thread would leave idle while
+    # the other camera has nothing left to do. Pictures, clips and events are the same either way.
     redact_in_thread: bool = False
 
     def __post_init__(self) -> None:
@@ -187,19 +187,18 @@ def _camera_state(health: SourceHealth, now: float) -> str | None:
     return None
 
 
-class _RedactionLine:
-    """A node's redactor and what takes its pictures, in a thread of their own: frames (with their
-    tracks) and the shelf events for clips go in through one bounded queue, so they reach the redactor
-    and the clip recorder in the order the node made them, as they would inline. A failure in the
-    thread is raised in the node's thread at its next frame or at `finish`."""
+class _Line:
+    """One stage of a node in a thread of its own: items go in through a bounded queue and are handled
+    one at a time, in the order they came. A failure is kept in `error` and raised in the putting
+    thread at its next `put`; the thread keeps taking items, so that a put never blocks for good."""
 
-    PENDING = 4  # frames queued for redaction: bounded memory (a 720p frame is 2.7 MB)
+    PENDING = 4  # items queued: bounded memory (a 720p frame is 2.7 MB)
 
-    def __init__(self, node: CameraNode) -> None:
-        self.node = node
+    def __init__(self, name: str, handle: Callable[[tuple], None]) -> None:
+        self.handle = handle
         self.queue: queue.Queue = queue.Queue(maxsize=self.PENDING)
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name=f"walkout-redact-{node.camera}", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
     def put(self, item: tuple) -> None:
@@ -214,24 +213,15 @@ class _RedactionLine:
             self.thread.join()
 
     def _run(self) -> None:
-        node = self.node
         while True:
             item = self.queue.get()
-            if self.error is not None and item[0] != "end":
-                continue  # failed: keep taking items so that the node's thread never blocks on a full queue
-            try:
-                if item[0] == "frame":
-                    with node.timings.stage("redact"):
-                        ready = node.redactor.push(item[1], item[2])
-                    node._let_out(ready)
-                elif item[0] == "event":
-                    node.clips.event(item[1])
-                elif item[0] == "flush":
-                    node._let_out(node.redactor.flush())
-            except BaseException as exc:
-                self.error = exc
             if item[0] == "end":
                 return
+            if self.error is None:
+                try:
+                    self.handle(item)
+                except BaseException as exc:
+                    self.error = exc
 
 
 class CameraNode:
@@ -265,7 +255,7 @@ class CameraNode:
         self._last_detected: np.ndarray | None = None
         self._entries = self._zones = None
         self._reader, self._debounce = None, None
-        self._line: _RedactionLine | None = None
+        self._lines: tuple[_Line, _Line] | None = None  # redaction, then the pictures' way out
         if self.spec.role == "gate":
             self._entries = EntryWatcher(gate=self.spec.gate or "", camera=camera, key=store.entry_key_bytes,
                                          store_id=store.store_id)
@@ -299,9 +289,9 @@ class CameraNode:
             if self.redactor is None:
                 raise ValueError("review clips take redacted frames only: give the node a redactor too")
             if self.config.redact_in_thread:
-                if self._line is None:
-                    self._line = _RedactionLine(self)
-                self._line.put(("frame", frame, tracks))
+                if self._lines is None:
+                    self._lines = self._start_lines()
+                self._lines[0].put(("frame", frame, tracks))
             else:
                 with self.timings.stage("redact"):
                     ready = self.redactor.push(frame, tracks)
@@ -315,12 +305,12 @@ class CameraNode:
             events += [self._zone(e) for e in self._zones.flush()]
         if self.shelf is not None:
             events += [self._shelf(e) for e in self.shelf.flush(self._last_t)]
-        if self._line is not None:
-            self._line.put(("flush",))  # before the last events go to the clips, as inline
+        if self._lines is not None:
+            self._lines[0].put(("flush",))  # before the last events go to the clips, as inline
         elif self.sink is not None or self.clips is not None:
             self._let_out(self.redactor.flush())
         published = self._publish(events)
-        error = self._end_line()
+        error = self._end_lines()
         if error is not None:
             raise error
         if self.clips is not None:
@@ -329,17 +319,41 @@ class CameraNode:
         return published
 
     def close(self) -> None:
-        """Ends the redaction thread (NodeConfig.redact_in_thread) of a node that will not `finish`: a
+        """Ends the redaction threads (NodeConfig.redact_in_thread) of a node that will not `finish`: a
         stopped replay. What was queued is still blurred and let out; nothing is raised."""
-        self._end_line()
+        self._end_lines()
 
-    def _end_line(self) -> BaseException | None:
-        """The redaction thread ended once what was queued is done; what failed there, if anything."""
-        if self._line is None:
+    def _start_lines(self) -> tuple[_Line, _Line]:
+        out = _Line(f"walkout-out-{self.camera}", self._output)
+
+        def redact(item: tuple) -> None:
+            if item[0] == "frame":
+                with self.timings.stage("redact"):
+                    ready = self.redactor.push(item[1], item[2])
+            elif item[0] == "flush":
+                ready = self.redactor.flush()
+            else:  # a shelf event for the clips, after the pictures made before it
+                out.put(item)
+                return
+            for picture in ready:
+                out.put(("picture", picture))
+
+        return _Line(f"walkout-redact-{self.camera}", redact), out
+
+    def _output(self, item: tuple) -> None:
+        if item[0] == "picture":
+            self._let_out([item[1]])
+        else:
+            self.clips.event(item[1])
+
+    def _end_lines(self) -> BaseException | None:
+        """The redaction threads ended once what was queued is done; what failed there, if anything."""
+        if self._lines is None:
             return None
-        line, self._line = self._line, None
-        line.end()
-        return line.error
+        (redaction, out), self._lines = self._lines, None
+        redaction.end()
+        out.end()
+        return redaction.error or out.error
 
     def watch(self, health: SourceHealth, now: float, frame_t: float | None = None) -> list[Event]:
         """A live camera's health (`CameraWatch.update`): publishes and returns the status events."""
@@ -387,8 +401,8 @@ class CameraNode:
         for event in events:
             self.bus.publish(event)
             if self.clips is not None and isinstance(event, ShelfAction):
-                if self._line is not None:
-                    self._line.put(("event", event))
+                if self._lines is not None:
+                    self._lines[0].put(("event", event))
                 else:
                     self.clips.event(event)
         return events
@@ -442,6 +456,11 @@ def follow(node: CameraNode, source: LiveSource, *, clock: Callable[[], float] =
 def _local_motion(small: np.ndarray, before: np.ndarray) -> float:
     """The largest mean grey-level change over the cells of an 8x4 grid."""
     return float(cv2.resize(cv2.absdiff(small, before), (8, 4), interpolation=cv2.INTER_AREA).max())
+
+
+# Threads a camera's face blurring looks with at once (Redactor's workers) in a replay or a live store: a
+# camera with many faces then uses the core that a camera with nothing left to do leaves idle.
+FACE_WORKERS = 2
 
 
 def load_detector(model: Path | None = None, threads: int = 2, spin: bool = True) -> Detector:

@@ -3,8 +3,8 @@
 Every camera's recording is a file source on the scenario clock; each feeds its own camera node
 (detect, track, codes, shelf, zones, redact) exactly as live; the nodes publish to an embedded
 bus; a store runtime on a temporary SQLite database turns the events into sessions, baskets and
-charges. Each camera runs in a thread of its own (`CameraFeed`), with its face blurring and video
-writing in another (NodeConfig.redact_in_thread), so a replay uses every core; the runtime applies
+charges. Each camera runs in a thread of its own (`CameraFeed`), with its face blurring and its video
+writing in two more (NodeConfig.redact_in_thread), so a replay uses every core; the runtime applies
 the cameras' events in frame-time order, so it sees the store as it happened, whichever thread was
 faster. Nothing reads truth.json except the scoring at the end (`--truth`).
 
@@ -246,7 +246,7 @@ def _replay(scenario: Scenario, out_dir: Path, options: ReplayOptions, progress:
     from store_runtime.bus import MemoryBus
     from store_runtime.clips import ClipRecorder
     from store_runtime.db import open_database
-    from store_runtime.node import CameraNode, NodeConfig, load_detector, shelf_for, stage_report
+    from store_runtime.node import FACE_WORKERS, CameraNode, NodeConfig, load_detector, shelf_for, stage_report
     from store_runtime.report import render_report
     from store_runtime.runtime import StoreRuntime
     from store_runtime.scoring import score_replay, write_metrics
@@ -280,10 +280,11 @@ def _replay(scenario: Scenario, out_dir: Path, options: ReplayOptions, progress:
             node_bus = MemoryBus()
             # A detector of its own: the cameras run side by side, and a detector keeps its input buffers.
             detector = load_detector(options.model, options.threads, spin=False)
+            redactor = Redactor.from_manifest(privacy, workers=FACE_WORKERS)
+            stack.callback(redactor.close)
             nodes[camera] = CameraNode(store.config, camera, detector=detector, bus=node_bus,
                                        config=NodeConfig(detect_every=options.detect_every, redact_in_thread=True),
-                                       shelf=shelf_for(store, camera), redactor=Redactor.from_manifest(privacy),
-                                       sink=recorder.write)
+                                       shelf=shelf_for(store, camera), redactor=redactor, sink=recorder.write)
             if options.clips is not None and store.config.cameras[camera].slots:
                 nodes[camera].clips = ClipRecorder(options.clips, camera)
             feeds.append(CameraFeed(camera, nodes[camera], node_bus, source))

@@ -32,6 +32,7 @@ frame's detection runs past `budget_ms`, the whole frame is blurred and the fact
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
 import time
 from collections import deque
@@ -313,6 +314,39 @@ class _OverBudget(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class _Look:
+    """One run of the face model: a part of the frame as the model sees it, where that part's top left
+    corner is in the frame, the model's pixels per frame pixel on each axis, and what to call it in an
+    error; faces count from `threshold` (None: `score_threshold`)."""
+
+    picture: np.ndarray
+    origin: tuple[int, int]
+    scale: tuple[float, float]
+    where: str
+    threshold: float | None = None
+
+
+def _look_at(image: np.ndarray, rect: tuple[int, int, int, int], scale: float, where: str,
+             threshold: float | None = None) -> _Look:
+    """A look at the pixels `rect` (x1, y1, x2, y2) of `image`, resized by `scale`."""
+    x1, y1, x2, y2 = rect
+    picture = image[y1:y2, x1:x2]
+    if scale != 1.0:
+        picture = cv2.resize(picture, (max(1, round((x2 - x1) * scale)), max(1, round((y2 - y1) * scale))),
+                             interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return _Look(np.ascontiguousarray(picture), (x1, y1), (picture.shape[1] / (x2 - x1), picture.shape[0] / (y2 - y1)),
+                 where, threshold)
+
+
+def _crop(image: np.ndarray, window: np.ndarray, face_h: float, face_px: int) -> _Look:
+    """A look at `window`, scaled so that a face `face_h` high is `face_px` high, the size CenterFace finds
+    best; never blown up 4x or past CROP_MAX px."""
+    x1, y1, x2, y2 = _pixels(window, image.shape)
+    scale = min(4.0, face_px / max(face_h, 1.0), CROP_MAX / max(x2 - x1, y2 - y1))
+    return _look_at(image, (x1, y1, x2, y2), 1.0 if abs(scale - 1.0) <= 0.05 else scale, "crop")
+
+
 class Redactor:
     """One camera's face blurring. Feed every frame in order to `push`, which returns the frames that are
     ready; `flush` at the end of a stream returns the rest. `redact` is the one-frame form when
@@ -323,14 +357,20 @@ class Redactor:
     entering the picture before the detector can see enough of it, and the frames between two
     sightings get the box spanning both instead of a guess. Between frames it keeps only
     the L pending frames and the faces seen in the last `persist_frames` + L frames (at most
-    `max_regions`). `faces` is the face model (`Redactor.from_manifest` loads CenterFace); `clock`
-    (seconds) measures the time budget and is there for tests.
+    `max_regions`). `faces` is the face model (`Redactor.from_manifest` loads CenterFace). With
+    `workers` above 1, a frame's looks (crops, changed parts, the whole frame) run on that many threads
+    side by side, so `faces.detect` must be safe to call from several threads (an ONNX Runtime session
+    is); `close` ends them. `clock` (seconds) measures the time budget and is there for tests.
     """
 
     def __init__(self, faces: FaceModel, config: PrivacyConfig | None = None, *,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, workers: int = 1) -> None:
         if not callable(getattr(faces, "detect", None)):
             raise TypeError(f"Redactor: faces must have detect(image) -> Detections, got {type(faces).__name__}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
+            raise ValueError(f"Redactor: workers must be an integer from 1 to 64, got {workers!r}")
+        self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="walkout-faces") \
+            if workers > 1 else None
         self.faces = faces
         self.config = config or PrivacyConfig()
         self.stats = RedactionStats()
@@ -347,15 +387,23 @@ class Redactor:
         self._full_due = True  # the first frame, and the one after a failure, looks at everything
 
     @classmethod
-    def from_manifest(cls, config: PrivacyConfig | None = None, threads: int = 1) -> Redactor:
-        """With the manifest's CenterFace (hash checked), set up as `config` says."""
+    def from_manifest(cls, config: PrivacyConfig | None = None, threads: int = 1, workers: int = 1) -> Redactor:
+        """With the manifest's CenterFace (hash checked) on `threads` ONNX Runtime threads a look, set up
+        as `config` says."""
         from vision.inference.faces import FaceDetector, FaceOptions
         from vision.inference.runtime import RuntimeOptions
 
         config = config or PrivacyConfig()
         options = FaceOptions(score_threshold=min(config.score_threshold, config.discover_score),
                               max_side=config.full_max_side)
-        return cls(FaceDetector.from_manifest(options, RuntimeOptions(intra_op_threads=threads)), config)
+        return cls(FaceDetector.from_manifest(options, RuntimeOptions(intra_op_threads=threads)), config,
+                   workers=workers)
+
+    def close(self) -> None:
+        """Ends the threads of `workers` (a no-op without them); the redactor then looks in one thread."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     @property
     def live_regions(self) -> int:
@@ -455,17 +503,18 @@ class Redactor:
             # their track is lost, comes with the whole-frame pass. A head region is where the tracker puts
             # it: a little slack for a face at its edge is enough.
             windows += [(_grow(h, 0.25), (h[3] - h[1]) * HEAD_FACE) for h in heads]
-        found = []
-        for window, face_h in _merge_windows(windows, image.shape):
-            self._check_budget(started)
-            found.append(self._in_crop(image, window, face_h)[0])
-            self.stats.crop_passes += 1
+        crops = [_crop(image, w, face_h, cfg.crop_face_px) for w, face_h in _merge_windows(windows, image.shape)]
+        self.stats.crop_passes += len(crops)
+        # The passes for new faces do not depend on what the crops find: the frame's looks all run together.
+        results = self._look(crops + (self._discover(image, step) if full else []), started)
+        found = [boxes for boxes, _ in results[:len(crops)]]
         trusted = _dedupe(np.concatenate(found)) if found else np.zeros((0, 4))
         if not full:
             return trusted
-        self._check_budget(started)
-        boxes, scores = self._discover(image, step)
         self._full_due = False
+        discovered = results[len(crops):]
+        boxes = np.concatenate([np.zeros((0, 4))] + [b for b, _ in discovered])
+        scores = np.concatenate([np.zeros(0, np.float32)] + [c for _, c in discovered])
         new = []
         for box, score in zip(boxes, scores, strict=True):
             if _centre_in(box, trusted, 0.25):
@@ -473,18 +522,17 @@ class Redactor:
             if score >= cfg.confirm_score or _centre_in(box, predicted, 0.5) or self._moved(image, box):
                 new.append(box)
             elif not self._known_spot(box, step):
-                self._check_budget(started)
-                confirmed = self._look_closer(image, box)
+                confirmed = self._look_closer(image, box, started)
                 if confirmed is None:
                     self._spots.append([box, step])
                 else:
                     new.append(confirmed)
         return np.concatenate([trusted, np.array(new).reshape(-1, 4)])
 
-    def _discover(self, image: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """Candidate new faces (boxes, scores) at `discover_score`: of the whole frame, or when it had a
-        whole look less than `whole_every` frames ago, of the parts that changed since, each grown and
-        looked at in the whole look's scale (the same faces found, at a fraction of the cost)."""
+    def _discover(self, image: np.ndarray, step: int) -> list[_Look]:
+        """The looks for candidate new faces at `discover_score`: the whole frame, or when it had a whole
+        look less than `whole_every` frames ago, the parts that changed since, each grown and looked at in
+        the whole look's scale (the same faces found, at a fraction of the cost)."""
         cfg = self.config
         thumb = _thumbnail(image)
         self._last_full = thumb
@@ -494,7 +542,7 @@ class Redactor:
         if windows is None:
             self._last_whole, self._looked = step, thumb
             self.stats.full_passes += 1
-            return self._boxes(self.faces.detect(image), "whole frame", cfg.discover_score)
+            return [_Look(image, (0, 0), (1.0, 1.0), "whole frame", cfg.discover_score)]
         self.stats.change_passes += 1
         height, width = image.shape[:2]
         fx, fy = thumb.shape[1] / width, thumb.shape[0] / height
@@ -502,22 +550,12 @@ class Redactor:
             tx1, ty1, tx2, ty2 = math.ceil(x1 * fx), math.ceil(y1 * fy), math.floor(x2 * fx), math.floor(y2 * fy)
             self._looked[ty1:ty2, tx1:tx2] = thumb[ty1:ty2, tx1:tx2]
         scale = min(1.0, cfg.full_max_side / max(height, width)) if cfg.full_max_side else 1.0
-        found, scores = [np.zeros((0, 4))], [np.zeros(0, np.float32)]
-        for x1, y1, x2, y2 in windows:
-            crop = image[y1:y2, x1:x2]
-            if scale < 1.0:
-                crop = cv2.resize(crop, (max(1, round((x2 - x1) * scale)), max(1, round((y2 - y1) * scale))),
-                                  interpolation=cv2.INTER_AREA)
-            sx, sy = crop.shape[1] / (x2 - x1), crop.shape[0] / (y2 - y1)
-            boxes, window_scores = self._boxes(self.faces.detect(np.ascontiguousarray(crop)), "changed part",
-                                               cfg.discover_score)
-            found.append(boxes / (sx, sy, sx, sy) + (x1, y1, x1, y1))
-            scores.append(window_scores)
-        return np.concatenate(found), np.concatenate(scores)
+        return [_look_at(image, window, scale, "changed part", cfg.discover_score) for window in windows]
 
-    def _look_closer(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+    def _look_closer(self, image: np.ndarray, box: np.ndarray, started: float) -> np.ndarray | None:
         """The box of a face confirmed at `confirm_score` in a crop around `box`, else None."""
-        found, scores = self._in_crop(image, _grow(box, self.config.search), box[3] - box[1])
+        ((found, scores),) = self._look([_crop(image, _grow(box, self.config.search), box[3] - box[1],
+                                               self.config.crop_face_px)], started)
         self.stats.crop_passes += 1
         for b, s in sorted(zip(found, scores, strict=True), key=lambda p: -p[1]):
             if s >= self.config.confirm_score and _centre_in(b, [box], 0.5):
@@ -551,17 +589,35 @@ class Redactor:
                 return True
         return False
 
-    def _in_crop(self, image: np.ndarray, window: np.ndarray, face_h: float, threshold: float | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
-        x1, y1, x2, y2 = _pixels(window, image.shape)
-        crop = image[y1:y2, x1:x2]
-        # Scale the face to the size CenterFace finds best; never blow a crop up 4x or past CROP_MAX px.
-        scale = min(4.0, self.config.crop_face_px / max(face_h, 1.0), CROP_MAX / max(crop.shape[:2]))
-        if abs(scale - 1.0) > 0.05:
-            crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
-                              interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        sx, sy = crop.shape[1] / (x2 - x1), crop.shape[0] / (y2 - y1)
-        boxes, scores = self._boxes(self.faces.detect(np.ascontiguousarray(crop)), "crop", threshold)
+    def _look(self, looks: list[_Look], started: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each look's faces (boxes in frame pixels, scores), in order. With `workers` above 1 the looks
+        run side by side, so a camera with much to look at uses the cores that others leave idle; what
+        they find is the same, and a look that hangs fails the frame once the budget is spent."""
+        if self._pool is None:
+            found = []
+            for look in looks:
+                self._check_budget(started)
+                found.append(self._boxes_of(look, self.faces.detect(look.picture)))
+            return found
+        budget = self.config.budget_ms
+        futures = [self._pool.submit(self.faces.detect, look.picture) for look in looks]
+        try:
+            found = []
+            for look, future in zip(looks, futures, strict=True):
+                left = None if budget is None else max(0.0, budget / 1000.0 - (self._clock() - started))
+                try:
+                    detections = future.result(timeout=left)
+                except concurrent.futures.TimeoutError:
+                    raise _OverBudget from None
+                found.append(self._boxes_of(look, detections))
+            return found
+        finally:
+            for future in futures:  # after a failure, the looks not yet begun are not run for nothing
+                future.cancel()
+
+    def _boxes_of(self, look: _Look, detections: object) -> tuple[np.ndarray, np.ndarray]:
+        boxes, scores = self._boxes(detections, look.where, look.threshold)
+        (x1, y1), (sx, sy) = look.origin, look.scale
         return boxes / (sx, sy, sx, sy) + (x1, y1, x1, y1), scores
 
     def _boxes(self, detections: object, where: str, threshold: float | None = None

@@ -255,8 +255,8 @@ def test_the_demo_shows_sessions_day_after_day_and_stops_cleanly(
         code = demo.finish()
     assert code == 0
     assert not list(tmp_path.glob("walkout-run-*"))  # the temporary databases are gone
-    # Each camera's face blurring ran in a thread of its own, ended with its camera.
-    assert not [t.name for t in threading.enumerate() if t.name.startswith("walkout-redact-")]
+    # Each camera's face blurring and video writing ran in threads of their own, ended with its camera.
+    assert not [t.name for t in threading.enumerate() if t.name.startswith(("walkout-redact-", "walkout-out-"))]
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ from store_runtime.clips import ClipConfig, ClipRecorder, ClipStore, clip_url
 from store_runtime.config import StoreConfig
 from store_runtime.db import PrivacyAuditRow
 from store_runtime.events import ShelfAction, event_id
-from store_runtime.node import CameraNode
+from store_runtime.node import CameraNode, NodeConfig
 from store_runtime.privacy import PrivacyOffice
 from store_runtime.scoring import frame_face_recall
 from vision.privacy import PrivacyConfig, RedactedFrame, Redactor
@@ -201,13 +201,18 @@ def test_a_camera_node_writes_a_clip_per_shelf_event_of_its_redacted_frames(tmp_
             return []
 
     store: StoreConfig = make_store(tmp_path).config
-    node = CameraNode(store, "aisle", detector=SeesNothing(), bus=_Bus(), shelf=OnePick(),
-                      redactor=Redactor(MagentaFaces(), PrivacyConfig(budget_ms=None)))
-    node.clips = ClipRecorder(tmp_path / "clips", "aisle", ClipConfig(before_s=0.5, after_s=0.5))
-    node.run(painted(i) for i in range(36))
-    (published,) = node.bus.events
-    assert os.listdir(tmp_path / "clips") == [f"{published.id}.webm"]
-    assert node.timings.calls["redact"] == 36  # clips alone make the node redact: there is no other sink
+    clips = {}
+    for threaded in (False, True):  # inline, and with redaction and the clips in threads of their own
+        node = CameraNode(store, "aisle", detector=SeesNothing(), bus=_Bus(), shelf=OnePick(),
+                          redactor=Redactor(MagentaFaces(), PrivacyConfig(budget_ms=None)),
+                          config=NodeConfig(redact_in_thread=threaded))
+        node.clips = ClipRecorder(tmp_path / f"clips-{threaded}", "aisle", ClipConfig(before_s=0.5, after_s=0.5))
+        node.run(painted(i) for i in range(36))
+        (published,) = node.bus.events
+        assert os.listdir(tmp_path / f"clips-{threaded}") == [f"{published.id}.webm"]
+        assert node.timings.calls["redact"] == 36  # clips alone make the node redact: there is no other sink
+        clips[threaded] = (tmp_path / f"clips-{threaded}" / f"{published.id}.webm").read_bytes()
+    assert clips[True] == clips[False]
 
     bare = CameraNode(store, "aisle", detector=SeesNothing(), bus=_Bus(), shelf=OnePick())
     bare.clips = ClipRecorder(tmp_path / "other", "aisle")

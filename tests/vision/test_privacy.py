@@ -465,6 +465,62 @@ def test_memory_stays_bounded_on_a_camera_open_all_day() -> None:
     assert len(redactor.flush()) == config.lookahead
 
 
+def test_looks_run_side_by_side_blur_the_same_pictures() -> None:
+    # Two faces walking across, one of them under a person track: crops, changed parts and whole passes
+    # of a frame run on three threads, and every picture, region and count is what one thread gives.
+    frames, tracks = [], []
+    for i in range(30):
+        a = (10.0 + 8 * i, 40.0, 40.0 + 8 * i, 80.0)
+        b = (260.0 - 6 * i, 150.0, 290.0 - 6 * i, 190.0)
+        frames.append(painted(i, ((a, SEEN), (b, SEEN if i % 4 else MISSED)), seed=i % 3))
+        tracks.append(person((b[0] - 10, b[1] - 5, b[2] + 10, b[1] + 200)))
+    outs, stats = {}, {}
+    for workers in (1, 3):
+        redactor = Redactor(FakeFaces(), PrivacyConfig(budget_ms=None, whole_every=6), workers=workers)
+        out = run(redactor, frames, tracks)
+        redactor.close()
+        outs[workers] = [(r.index, r.image.tobytes(), r.regions.tobytes(), r.whole) for r in out]
+        stats[workers] = {k: v for k, v in redactor.stats.as_dict().items() if k != "detect_seconds"}
+    assert outs[3] == outs[1] and stats[3] == stats[1]
+    assert stats[1]["crop_passes"] > 0 and stats[1]["change_passes"] > 0
+
+
+def test_a_look_that_hangs_on_a_worker_fails_closed_in_time() -> None:
+    # One look of frame 1 never answers within the 100 ms budget: that frame leaves blurred whole without
+    # waiting for it, and the next frame looks at everything again.
+    import threading
+    import time
+
+    release = threading.Event()
+    hang_on = set()
+
+    def behave(call: int) -> None:
+        if call in hang_on:
+            release.wait(5.0)
+
+    faces = FakeFaces(behave)
+    body = person((130.0, 75.0, 190.0, 375.0))
+    redactor = Redactor(faces, PrivacyConfig(budget_ms=100, lookahead=0, full_every=1), workers=2)
+    assert not redactor.redact(painted(0), body).whole
+    hang_on.add(faces.calls + 1)
+    started = time.perf_counter()
+    late = redactor.redact(painted(1), body)
+    waited = time.perf_counter() - started
+    release.set()
+    assert late.whole and redactor.stats.failed_budget == 1
+    assert waited < 4.0, "the frame did not wait for the hung look"
+    after = redactor.redact(painted(2), body)
+    assert not after.whole and anonymized(painted(2), after)
+    redactor.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("walkout-faces")]
+
+
+@pytest.mark.parametrize("workers", [0, 65, 1.5, True])
+def test_workers_must_be_a_small_whole_number(workers: object) -> None:
+    with pytest.raises(ValueError, match="workers"):
+        Redactor(FakeFaces(), workers=workers)  # type: ignore[arg-type]
+
+
 # ---------------------------------------------------------------------------------------------- failing closed
 
 
