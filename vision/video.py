@@ -14,7 +14,7 @@ class VideoWriter:
     """Writes BGR frames of one size to an H.264 MP4; use as a context manager."""
 
     def __init__(self, path: Path, size: tuple[int, int], fps: int | float | Fraction, crf: int = 26,
-                 preset: str = "veryfast", faststart: bool = False) -> None:
+                 preset: str = "veryfast", faststart: bool = False, x264_params: str | None = None) -> None:
         import av  # heavy: imported when a video is written, not when walkout starts
 
         self.path = Path(path)
@@ -31,7 +31,8 @@ class VideoWriter:
         self._i420 = size[0] % 2 == 0 and size[1] % 2 == 0
         self._stream.pix_fmt = "yuv420p" if self._i420 else "yuv444p"
         # One thread and no scene-cut randomness: the same frames give the same bytes.
-        self._stream.options = {"crf": str(crf), "preset": preset, "threads": "1"}
+        self._stream.options = {"crf": str(crf), "preset": preset, "threads": "1",
+                                **({"x264-params": x264_params} if x264_params else {})}
         self._frame_type = av.VideoFrame
         self.frames = 0
 

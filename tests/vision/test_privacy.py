@@ -162,6 +162,8 @@ def test_private_recorder_keeps_size_rate_and_frame_count(tmp_path: Path) -> Non
         assert sum(1 for _ in container.decode(video=0)) == 7
     data = path.read_bytes()
     assert 0 <= data.find(b"moov") < data.find(b"mdat"), "faststart: the index first, for a browser's live view"
+    # x264 writes its settings into the stream: the quick motion search reached the encoder.
+    assert b" me=dia " in data and b" subme=1 " in data
 
 
 def test_snapshot_is_a_jpeg_of_the_blurred_picture() -> None:
