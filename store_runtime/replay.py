@@ -267,9 +267,6 @@ def _replay(scenario: Scenario, out_dir: Path, options: ReplayOptions, progress:
         opened = {camera: stack.enter_context(open_source(SourceConfig(kind="file", uri=video, camera=camera,
                                                                         start=scenario.start_unix)))
                   for camera, video in sorted(scenario.video_paths.items())}
-        db = open_database(f"sqlite:///{Path(tmp) / 'replay.db'}")
-        stack.callback(db.close)
-        runtime = StoreRuntime(db, store, clock=lambda: now[0])
         nodes, fps, feeds = {}, {}, []
         duration = 0.0  # of the longest recording as its container says, for the progress bar
         frames_read = dict.fromkeys(scenario.video_paths, 0)
@@ -289,10 +286,13 @@ def _replay(scenario: Scenario, out_dir: Path, options: ReplayOptions, progress:
                 nodes[camera].clips = ClipRecorder(options.clips, camera)
             feeds.append(CameraFeed(camera, nodes[camera], node_bus, source))
             fps[camera], duration = info.fps, max(duration, (info.frames or 0) / info.fps)
-        # Stopped and joined before the recordings close (ExitStack runs its callbacks last in, first out).
-        stack.callback(stop_feeds, feeds)
-        for feed in feeds:
-            feed.start()
+            # Under way while the next camera's models load and the database is made; stopped and joined
+            # before its redactor and recording close (ExitStack runs its callbacks last in, first out).
+            feeds[-1].start()
+            stack.callback(stop_feeds, feeds[-1:])
+        db = open_database(f"sqlite:///{Path(tmp) / 'replay.db'}")
+        stack.callback(db.close)
+        runtime = StoreRuntime(db, store, clock=lambda: now[0])
 
         for camera, t, events in in_time_order(feeds):
             now[0] = t
