@@ -4,7 +4,8 @@
                                                  -> redact -> sink (private video, live view)
                                                            -> clips (review clips of shelf events)
 
-(redact, and what takes its pictures, optionally in threads of their own: NodeConfig.redact_in_thread.)
+(redact, and what takes its pictures, optionally in threads of their own: NodeConfig.redact_in_thread;
+a replay also reads and detects its frames a few ahead in another: `CameraNode.read_ahead`.)
 
 Detection is the expensive stage, so it runs every `detect_every` frames, and on frames between
 only when the picture moved (motion gating); the tracker carries tracks by motion in between.
@@ -45,6 +46,7 @@ from vision.types import Detections, Frame, Tracks
 
 if TYPE_CHECKING:
     from store_runtime.clips import ClipRecorder
+    from vision.inference.yolo import YoloDetector
     from vision.overlay import FrameState
     from vision.privacy import RedactedFrame, Redactor
     from vision.sources import LiveSource
@@ -224,6 +226,49 @@ class _Line:
                     self.error = exc
 
 
+class _ReadAhead:
+    """Frames read and detected in a thread of their own, at most `_Line.PENDING` ahead of the one taking
+    them: (frame, detections) in order, then what reading raised, if anything. `close` ends the thread."""
+
+    def __init__(self, name: str, frames: Iterable[Frame], detect: Callable[[Frame], Detections | None]) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=_Line.PENDING)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(frames, detect), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, frames: Iterable[Frame], detect: Callable[[Frame], Detections | None]) -> None:
+        try:
+            for frame in frames:
+                if not self._put(("frame", frame, detect(frame))):
+                    return
+        except BaseException as exc:  # raised in the taking thread, after the frames read before it
+            self._put(("error", exc))
+        else:
+            self._put(("end",))
+
+    def _put(self, item: tuple) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[tuple[Frame, Detections | None]]:
+        while True:
+            item = self._queue.get()
+            if item[0] == "end":
+                return
+            if item[0] == "error":
+                raise item[1]
+            yield item[1], item[2]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class CameraNode:
     """Runs one camera of `store`. `step(frame)` publishes and returns that frame's events; a live
     node also calls `watch(health, now, frame_t)` (see `follow`)."""
@@ -256,6 +301,8 @@ class CameraNode:
         self._entries = self._zones = None
         self._reader, self._debounce = None, None
         self._lines: tuple[_Line, _Line] | None = None  # redaction, then the pictures' way out
+        self._ahead: _ReadAhead | None = None  # frames read and detected ahead (read_ahead)
+        self._detected: tuple[Frame, Detections | None] | None = None  # the last of them, for its step
         if self.spec.role == "gate":
             self._entries = EntryWatcher(gate=self.spec.gate or "", camera=camera, key=store.entry_key_bytes,
                                          store_id=store.store_id)
@@ -268,8 +315,13 @@ class CameraNode:
     def step(self, frame: Frame) -> list[Event]:
         self.frames += 1
         self._last_t = frame.t
-        with self.timings.stage("detect"):
-            detections = self._detect(frame)
+        if self._ahead is None:
+            detections = self._timed_detect(frame)
+        elif self._detected is not None and self._detected[0] is frame:
+            detections, self._detected = self._detected[1], None
+        else:  # detecting it here would race the reading thread's motion gate
+            raise ValueError(f"camera {self.camera!r}: step() got frame {frame.index}, which read_ahead did not "
+                             f"give: a node reading ahead steps the frames it gives, in order")
         with self.timings.stage("track"):
             tracks = self.tracker.update(detections, t=frame.t, image=frame.image)
         events: list[Event] = []
@@ -319,9 +371,31 @@ class CameraNode:
         return published
 
     def close(self) -> None:
-        """Ends the redaction threads (NodeConfig.redact_in_thread) of a node that will not `finish`: a
-        stopped replay. What was queued is still blurred and let out; nothing is raised."""
+        """Ends the threads of a node that will not `finish` (a stopped replay): reading ahead stops, and what
+        was queued for redaction (NodeConfig.redact_in_thread) is still blurred and let out; nothing is
+        raised."""
+        if self._ahead is not None:
+            self._ahead.close()
         self._end_lines()
+
+    def read_ahead(self, frames: Iterable[Frame]) -> Iterator[Frame]:
+        """`frames`, each with its detection already made for `step`: a thread of the node's own reads them
+        (a file source decodes in the thread that reads it) and runs the motion gate and the detector a few
+        frames ahead, so that reading and detecting the next frame overlaps the tracking, code reading and
+        shelf stage of this one; on a replay's busiest camera those two halves take about as long. The
+        detections are the ones step would make. For recordings, whose frames are all there to read; a
+        live node steps each frame as it comes. What reading raises comes out here, after the frames
+        before it; `close` (or the end of the iteration) ends the thread."""
+        if self._ahead is not None:
+            raise RuntimeError(f"camera {self.camera!r}: the node already reads ahead")
+        self._ahead = _ReadAhead(f"walkout-detect-{self.camera}", frames, self._timed_detect)
+        try:
+            for frame, detections in self._ahead:
+                self._detected = (frame, detections)
+                yield frame
+        finally:
+            self._ahead.close()
+            self._ahead = self._detected = None
 
     def _start_lines(self) -> tuple[_Line, _Line]:
         out = _Line(f"walkout-out-{self.camera}", self._output)
@@ -382,6 +456,10 @@ class CameraNode:
         state = getattr(self.shelf, "state", None)
         slots = {k: (len(v.facings) if v.known else None) for k, v in state().items()} if state else {}
         return FrameState(self.camera, frame.index, frame.t, tracks, slots)
+
+    def _timed_detect(self, frame: Frame) -> Detections | None:
+        with self.timings.stage("detect"):
+            return self._detect(frame)
 
     def _detect(self, frame: Frame) -> Detections | None:
         small = cv2.resize(cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY), None, fx=0.125, fy=0.125,
@@ -463,7 +541,7 @@ def _local_motion(small: np.ndarray, before: np.ndarray) -> float:
 FACE_WORKERS = 2
 
 
-def load_detector(model: Path | None = None, threads: int = 2, spin: bool = True) -> Detector:
+def load_detector(model: Path | None = None, threads: int = 2, spin: bool = True) -> YoloDetector:
     """Our store detector (manifest entry `walkout-det`, hash checked) or the ONNX file `model`; `spin`:
     see RuntimeOptions (off where other cameras' models share the cores)."""
     from vision.inference.manifest import ModelManifest

@@ -250,6 +250,7 @@ def _replay(scenario: Scenario, out_dir: Path, options: ReplayOptions, progress:
     from store_runtime.report import render_report
     from store_runtime.runtime import StoreRuntime
     from store_runtime.scoring import score_replay, write_metrics
+    from vision.inference.yolo import YoloDetector
     from vision.privacy import PrivacyConfig, Redactor
     from vision.sinks import PrivateRecorder
     from vision.sources import SourceConfig, open_source
@@ -268,6 +269,7 @@ def _replay(scenario: Scenario, out_dir: Path, options: ReplayOptions, progress:
                                                                         start=scenario.start_unix)))
                   for camera, video in sorted(scenario.video_paths.items())}
         nodes, fps, feeds = {}, {}, []
+        first: tuple[YoloDetector, Redactor] | None = None  # the first camera's detector and redactor
         duration = 0.0  # of the longest recording as its container says, for the progress bar
         frames_read = dict.fromkeys(scenario.video_paths, 0)
         for camera, source in opened.items():
@@ -275,16 +277,22 @@ def _replay(scenario: Scenario, out_dir: Path, options: ReplayOptions, progress:
             recorder = stack.enter_context(PrivateRecorder(out_dir / "private" / f"{camera}.mp4",
                                                            size=(info.width, info.height), fps=info.fps))
             node_bus = MemoryBus()
-            # A detector of its own: the cameras run side by side, and a detector keeps its input buffers.
-            detector = load_detector(options.model, options.threads, spin=False)
-            redactor = Redactor.from_manifest(privacy, workers=FACE_WORKERS)
+            # The models are loaded once and run by every camera's threads side by side (an ONNX Runtime
+            # session takes calls from several threads at once): the second camera starts without waiting
+            # for sessions of its own. A detector keeps input buffers, so each camera has its own.
+            if first is None:
+                first = (load_detector(options.model, options.threads, spin=False),
+                         Redactor.from_manifest(privacy, workers=FACE_WORKERS))
+                detector, redactor = first
+            else:
+                detector, redactor = first[0].sibling(), Redactor(first[1].faces, privacy, workers=FACE_WORKERS)
             stack.callback(redactor.close)
             nodes[camera] = CameraNode(store.config, camera, detector=detector, bus=node_bus,
                                        config=NodeConfig(detect_every=options.detect_every, redact_in_thread=True),
                                        shelf=shelf_for(store, camera), redactor=redactor, sink=recorder.write)
             if options.clips is not None and store.config.cameras[camera].slots:
                 nodes[camera].clips = ClipRecorder(options.clips, camera)
-            feeds.append(CameraFeed(camera, nodes[camera], node_bus, source))
+            feeds.append(CameraFeed(camera, nodes[camera], node_bus, nodes[camera].read_ahead(source)))
             fps[camera], duration = info.fps, max(duration, (info.frames or 0) / info.fps)
             # Under way while the next camera's models load and the database is made; stopped and joined
             # before its redactor and recording close (ExitStack runs its callbacks last in, first out).

@@ -187,6 +187,96 @@ def test_a_failing_sink_in_the_redaction_thread_fails_the_node() -> None:
     node.close()  # a no-op once the thread is gone: nothing hangs
 
 
+class PaintedPeople:
+    """A person wherever the frame is bright; counts the frames it was asked about."""
+
+    def __init__(self) -> None:
+        self.frames: list[int] = []
+
+    def detect(self, image: np.ndarray) -> Detections:
+        self.frames.append(int(image[0, 0, 1]))  # _walking_frames writes the frame's index there
+        ys, xs = np.nonzero(image[:, :, 0] > 200)
+        if not len(xs):
+            return Detections.empty(("person",))
+        box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
+        return Detections(box, np.full(1, 0.9, np.float32), np.zeros(1, np.int32), ("person",))
+
+
+def _walking_frames(count: int) -> list[Frame]:
+    """Someone walks across the gate camera, stops for a while, and walks on: frames the motion gate
+    detects at once, and frames it leaves to the tracker."""
+    frames = []
+    for i in range(count):
+        image = np.full((480, 640, 3), 60, np.uint8)
+        x = 40 + 12 * min(i, 10) + 12 * max(0, i - 20)
+        image[120:400, x:x + 90] = 230
+        image[0, 0, 1] = i
+        frames.append(Frame("gate", i, i / 15, image))
+    return frames
+
+
+def test_reading_ahead_detects_the_same_frames_and_tracks_the_same() -> None:
+    config = load_scenario(SAMPLES / "01-single").store.config
+    seen = {}
+    for ahead in (False, True):
+        detector, states = PaintedPeople(), []
+        node = CameraNode(config, "gate", detector=detector, bus=MemoryBus(), reader=NoCodes())
+        node.on_state = states.append
+        frames = _walking_frames(40)
+        node.run(node.read_ahead(frames) if ahead else frames)
+        seen[ahead] = (detector.frames, node.detections,
+                       [(s.index, s.tracks.track_id.tolist(), s.tracks.xyxy.round(2).tolist()) for s in states])
+    assert seen[True] == seen[False]
+    detected, _, states = seen[True]
+    assert 13 < len(detected) < 40 and any(ids for _, ids, _ in states)  # gated, and someone was tracked
+    assert not _detect_threads()
+
+
+def test_what_reading_ahead_raises_comes_after_the_frames_before_it() -> None:
+    from vision.sources import SourceError
+
+    def damaged():
+        yield from _walking_frames(3)
+        raise SourceError("gate.mp4: frame 3: the file is damaged or cut short here")
+
+    node = CameraNode(load_scenario(SAMPLES / "01-single").store.config, "gate", detector=PaintedPeople(),
+                      bus=MemoryBus(), reader=NoCodes())
+    stepped = []
+    with pytest.raises(SourceError, match="gate.mp4: frame 3"):
+        for frame in node.read_ahead(damaged()):
+            node.step(frame)
+            stepped.append(frame.index)
+    assert stepped == [0, 1, 2] and not _detect_threads()
+
+
+def test_closing_a_node_ends_its_reading_ahead() -> None:
+    def endless():
+        i = 0
+        while True:
+            yield Frame("gate", i, i / 15, np.full((48, 64, 3), 60, np.uint8))
+            i += 1
+
+    node = CameraNode(load_scenario(SAMPLES / "01-single").store.config, "gate", detector=PaintedPeople(),
+                      bus=MemoryBus(), reader=NoCodes())
+    frames = node.read_ahead(endless())
+    node.step(next(frames))
+    with pytest.raises(ValueError, match="frame 7, which read_ahead did not give"):
+        node.step(Frame("gate", 7, 7 / 15, np.full((48, 64, 3), 60, np.uint8)))
+    node.close()  # the reading thread is ahead, waiting for room in its queue
+    assert not _detect_threads()
+
+
+class NoCodes:
+    def read(self, image: np.ndarray) -> list:
+        return []
+
+
+def _detect_threads() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name.startswith("walkout-detect-")]
+
+
 @pytest.mark.parametrize("kw, field", [({"detect_every": 0}, "detect_every"), ({"motion_threshold": 300}, "motion")])
 def test_bad_node_config_names_the_field(kw: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):

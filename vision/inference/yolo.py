@@ -124,6 +124,12 @@ class YoloDetector:
         self._kept = self._lookup >= 0  # per model class: mapped to one of ours
         self._buffers: dict[tuple[int, int, int], _Buffers] = {}  # by batch, height and width
 
+    def sibling(self) -> YoloDetector:
+        """A detector on the same loaded model, with input buffers of its own: for another thread (another
+        camera), as an ONNX Runtime session runs calls from several threads at once. No second copy of the
+        model in memory, and no second session to set up (a quarter second for ours)."""
+        return YoloDetector(self.model, self.options)
+
     @property
     def batches(self) -> bool:
         """Whether frames from several cameras go through in one run (the batch axis is dynamic)."""

@@ -589,3 +589,33 @@ def test_an_ultralytics_export_gets_the_rewrite_and_gives_the_same_outputs(dfl_e
 def test_our_detector_has_no_dfl_to_rewrite_and_runs_as_exported():
     path = Path(__file__).resolve().parents[3] / "models" / "walkout-det.onnx"
     assert dfl_on_last_axis(path.read_bytes()) is None
+
+
+def test_siblings_share_the_model_and_detect_side_by_side_as_one_alone(tmp_path):
+    # Our store detector on sample frames of both cameras (720p aisle, VGA gate: buffers of two sizes),
+    # each sibling in a thread of its own, against one detector taking every frame in turn.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from store_runtime.node import load_detector
+    from vision.sources import SourceConfig, open_source
+
+    samples = Path(__file__).resolve().parents[3] / "sample_videos" / "04-adjacent" / "cameras"
+    frames = {}
+    for camera in ("aisle", "gate"):
+        with open_source(SourceConfig(kind="file", uri=samples / f"{camera}.mp4", camera=camera)) as source:
+            frames[camera] = [f.image for f, _ in zip(source, range(140), strict=False)][60::20]  # shoppers in
+    alone = load_detector(threads=1, spin=False)
+    expected = {camera: [alone.detect(image) for image in images] for camera, images in frames.items()}
+    siblings = {"aisle": alone, "gate": alone.sibling()}
+    assert siblings["gate"].model.session is alone.model.session and siblings["gate"]._buffers is not alone._buffers
+
+    def run(camera: str) -> list:
+        return [siblings[camera].detect(image) for image in frames[camera] * 3]
+
+    with ThreadPoolExecutor(2) as pool:
+        got = dict(zip(frames, pool.map(run, frames), strict=True))
+    for camera, detections in got.items():
+        assert sum(len(d) for d in expected[camera]) >= 3
+        for d, e in zip(detections, expected[camera] * 3, strict=True):
+            np.testing.assert_array_equal(d.xyxy, e.xyxy)
+            np.testing.assert_array_equal(d.class_id, e.class_id)
