@@ -191,7 +191,8 @@ def test_a_file_has_no_deadline_and_a_still_is_looked_at_in_full(tmp_path: Path)
 
     blur_file(photo, tmp_path / "p-out.png", PrivacyConfig(budget_ms=10), make)
     blur_file(video, tmp_path / "v-out.mp4", PrivacyConfig(budget_ms=10), make)
-    assert [(c.budget_ms, c.full_max_side, c.lookahead) for c in given] == [(None, None, 0), (None, 640, 4)]
+    video_side = PrivacyConfig().full_max_side
+    assert [(c.budget_ms, c.full_max_side, c.lookahead) for c in given] == [(None, None, 0), (None, video_side, 4)]
 
 
 class _Watching:
