@@ -128,15 +128,20 @@ def test_only_redacted_frames_reach_the_sink_every_one_in_order() -> None:
     assert [p.index for p in out] == [0, 1, 2, 3, 4] and all(isinstance(p, RedactedFrame) for p in out)
 
 
+def _bright_box(image: np.ndarray, name: str, score: float) -> Detections:
+    """One box of class `name` around the bright pixels of `image`, or none."""
+    ys, xs = np.nonzero(image[:, :, 0] > 200)
+    if not len(xs):
+        return Detections.empty((name,))
+    box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
+    return Detections(box, np.full(1, score, np.float32), np.zeros(1, np.int32), (name,))
+
+
 class PaintedFaces:
     """Finds the bright square painted on some frames: the redactor's output depends on what it saw."""
 
     def detect(self, image: np.ndarray) -> Detections:
-        ys, xs = np.nonzero(image[:, :, 0] > 200)
-        if not len(xs):
-            return Detections.empty(("face",))
-        box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
-        return Detections(box, np.ones(1, np.float32), np.zeros(1, np.int32), ("face",))
+        return _bright_box(image, "face", 1.0)
 
 
 def _gate_frames(count: int) -> list[Frame]:
@@ -195,11 +200,7 @@ class PaintedPeople:
 
     def detect(self, image: np.ndarray) -> Detections:
         self.frames.append(int(image[0, 0, 1]))  # _walking_frames writes the frame's index there
-        ys, xs = np.nonzero(image[:, :, 0] > 200)
-        if not len(xs):
-            return Detections.empty(("person",))
-        box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
-        return Detections(box, np.full(1, 0.9, np.float32), np.zeros(1, np.int32), ("person",))
+        return _bright_box(image, "person", 0.9)
 
 
 def _walking_frames(count: int) -> list[Frame]:
