@@ -6,8 +6,9 @@ NMS. Fairness on threads: at `threads` n, ONNX Runtime's intra-op pool, OpenCV a
 n threads, and ultralytics' own ONNX Runtime session is swapped for one opened with our options on
 the file as it is. Ours runs the graph as `load_yolo` rewrites it (the same numbers, computed faster):
 that rewrite is part of our path.
-The paths take turns batch by batch, in an order that rotates, so a noisy machine slows them alike;
-the figure is the median over repeats of (time for all frames) / frames.
+The paths take turns pass by pass, in an order that rotates; the figure is the median over repeats
+of (time for all frames) / frames. A row "network alone" times only our path's ONNX Runtime runs:
+both paths run that network, so its ratio against ultralytics bounds what any path could reach.
 
 Agreement is what "same detections" means here: a frame agrees when both paths find the same number
 of boxes, of the same classes, each within `tolerance_px` of its partner on every side.
@@ -31,7 +32,7 @@ from vision.inference.yolo import DetectorOptions, YoloDetector, load_yolo
 from vision.types import Detections
 
 SAMPLE_VIDEOS = Path(__file__).resolve().parents[1] / "sample_videos"
-OURS, ULTRALYTICS, OURS_INT8 = "ours fp32", "ultralytics fp32", "ours int8"
+OURS, ULTRALYTICS, OURS_INT8, NETWORK = "ours fp32", "ultralytics fp32", "ours int8", "network alone"
 # Which path each path's agreement is measured against: ours against ultralytics, int8 against our fp32.
 REFERENCE = {OURS: ULTRALYTICS, OURS_INT8: OURS}
 # Rows whose ultralytics row, same threads and batch, gives their speed ratio.
@@ -138,7 +139,20 @@ def agreement(found: Sequence[Detections], reference: Sequence[Detections], tole
 # ----------------------------------------------------------------------------------------------- paths
 
 
-class OurPath:
+class _Path:
+    name: str
+
+    def detect_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+        raise NotImplementedError
+
+    def seconds(self, frames: Sequence[np.ndarray]) -> float:
+        """The time this path takes over the frames: all of `detect_batch`."""
+        started = time.perf_counter()
+        self.detect_batch(frames)
+        return time.perf_counter() - started
+
+
+class OurPath(_Path):
     """Our detector: `vision.inference` end to end."""
 
     def __init__(self, name: str, model_path: Path, threads: int, options: DetectorOptions) -> None:
@@ -149,7 +163,25 @@ class OurPath:
         return self.detector.detect_batch(frames)
 
 
-class UltralyticsPath:
+class NetworkAlone(OurPath):
+    """Our path's ONNX Runtime runs alone, its letterboxing and decoding left out of the time: what a
+    path with no work of its own would take. Against ultralytics it is the most any path running this
+    network could gain. Same session as `ours`; its detections are ours."""
+
+    def __init__(self, ours: OurPath) -> None:  # not super().__init__: no second session
+        self.name = NETWORK
+        self.detector = ours.detector
+
+    def seconds(self, frames: Sequence[np.ndarray]) -> float:
+        total = 0.0
+        for _, blob, _ in self.detector.model_inputs(frames):
+            started = time.perf_counter()
+            self.detector.model.run({self.detector.input_name: blob})
+            total += time.perf_counter() - started
+        return total
+
+
+class UltralyticsPath(_Path):
     """`YOLO(model.onnx).predict`, on a session opened with our options, its output as `Detections`.
 
     `imgsz` is the model's input size and `rect` whether ours shrinks it (DetectorOptions.rect, for a
@@ -261,7 +293,8 @@ def bench_inference(model_path: Path, frames: Sequence[np.ndarray], *, threads: 
     rows: list[BenchRow] = []
     for n_threads in threads:
         with _library_threads(n_threads):
-            paths = [OurPath(OURS, model_path, n_threads, options)]
+            ours = OurPath(OURS, model_path, n_threads, options)
+            paths: list[_Path] = [ours, NetworkAlone(ours)]
             if with_ultralytics:
                 paths.append(UltralyticsPath(model_path, n_threads, options))
             if int8_path is not None:
@@ -273,20 +306,18 @@ def bench_inference(model_path: Path, frames: Sequence[np.ndarray], *, threads: 
     return rows
 
 
-def _bench_one(paths: Sequence[OurPath | UltralyticsPath], frames: Sequence[np.ndarray], threads: int, batch: int,
+def _bench_one(paths: Sequence[_Path], frames: Sequence[np.ndarray], threads: int, batch: int,
                repeats: int, tolerance_px: float) -> list[BenchRow]:
     chunks = [frames[i:i + batch] for i in range(0, len(frames), batch)]
     # The untimed first pass warms each session up for this batch size and gives the detections.
     found = {p.name: [d for chunk in chunks for d in p.detect_batch(chunk)] for p in paths}
-    # Interleaved batch by batch, each path first in turn, so that a burst of load hits all paths alike.
+    # Whole passes in turn, each path first in turn. Not batch by batch: each session's intra-op
+    # workers spin a while after its run, so at 2 threads on 2 cores a path run right after another
+    # path's session shared its second core with them (both paths took half as long again).
     seconds: dict[str, list[float]] = {p.name: [0.0] * repeats for p in paths}
     for r in range(repeats):
-        for c, chunk in enumerate(chunks):
-            first = (r + c) % len(paths)
-            for p in paths[first:] + paths[:first]:
-                started = time.perf_counter()
-                p.detect_batch(chunk)
-                seconds[p.name][r] += time.perf_counter() - started
+        for p in paths[r % len(paths):] + paths[:r % len(paths)]:
+            seconds[p.name][r] = sum(p.seconds(chunk) for chunk in chunks)
     ms = {name: 1e3 * statistics.median(totals) / len(frames) for name, totals in seconds.items()}
     rows = []
     for p in paths:

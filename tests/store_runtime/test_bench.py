@@ -8,6 +8,7 @@ quantised model can be told apart from the fp32 one only by its row.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,10 +16,15 @@ import numpy as np
 import pytest
 
 from store_runtime.bench import (
+    NETWORK,
     OURS,
     OURS_INT8,
     ULTRALYTICS,
     BenchError,
+    NetworkAlone,
+    OurPath,
+    _bench_one,
+    _Path,
     agreement,
     bench_inference,
     detections_agree,
@@ -132,11 +138,43 @@ def test_agreement_is_the_fraction_of_agreeing_frames() -> None:
 def test_rows_for_our_path_alone(tiny_model: Path) -> None:
     rows = bench_inference(tiny_model, frames_with_patches(5), threads=(1,), batches=(1, 2), repeats=2,
                            with_ultralytics=False, options=DetectorOptions(confidence=0.5))
-    assert [(r.path, r.threads, r.batch) for r in rows] == [(OURS, 1, 1), (OURS, 1, 2)]
+    assert [(r.path, r.threads, r.batch) for r in rows] == [(OURS, 1, 1), (NETWORK, 1, 1), (OURS, 1, 2),
+                                                            (NETWORK, 1, 2)]
     assert all(r.ms_per_frame > 0 and r.speedup is None and r.agreement is None for r in rows)
     assert all(r.frames == 5 and r.repeats == 2 and r.boxes >= 10 for r in rows)  # a person and a hand a frame
     table = format_table(rows).splitlines()
-    assert len(table) == 4 and table[0].startswith("| path |") and "—" in table[2]
+    assert len(table) == 6 and table[0].startswith("| path |") and "—" in table[2]
+
+
+def test_the_network_row_times_the_runs_our_path_makes(tiny_model: Path) -> None:
+    ours = OurPath(OURS, tiny_model, 1, DetectorOptions(confidence=0.5))
+    fed: list[np.ndarray] = []
+    run = ours.detector.model.run
+    ours.detector.model.run = lambda feeds: fed.append(next(iter(feeds.values())).copy()) or run(feeds)
+    frames = frames_with_patches(5)
+    ours.detect_batch(frames)
+    by_ours, fed[:] = list(fed), []
+    assert NetworkAlone(ours).seconds(frames) > 0
+    assert len(fed) == len(by_ours) == 1 and all(np.array_equal(a, b) for a, b in zip(fed, by_ours, strict=True))
+
+
+class _Recorded(_Path):
+    def __init__(self, name: str, calls: list[tuple[str, int]]) -> None:
+        self.name, self.calls = name, calls
+
+    def detect_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+        self.calls.append((self.name, len(frames)))
+        return [Detections.empty(NAMES) for _ in frames]
+
+
+def test_each_timed_pass_runs_one_path_over_all_frames() -> None:
+    # Batch by batch, a path ran while the other's ONNX Runtime workers still spun on the second core.
+    calls: list[tuple[str, int]] = []
+    paths = [_Recorded(OURS, calls), _Recorded(ULTRALYTICS, calls)]
+    rows = _bench_one(paths, [np.zeros((8, 8, 3), np.uint8)] * 6, threads=1, batch=2, repeats=2, tolerance_px=1)
+    timed = [name for name, _ in calls[6:]]  # after the untimed pass, 3 batches a path
+    assert timed == [OURS] * 3 + [ULTRALYTICS] * 3 + [ULTRALYTICS] * 3 + [OURS] * 3
+    assert [(r.path, r.agreement) for r in rows] == [(OURS, 1.0), (ULTRALYTICS, None)]
 
 
 def test_an_int8_row_is_its_own_and_agrees_with_fp32_when_it_is_the_same_model(tiny_model: Path) -> None:
@@ -162,7 +200,8 @@ def test_the_tiny_model_finds_the_patches(tiny_model: Path) -> None:
 def test_ours_and_ultralytics_agree_on_the_tiny_model(tiny_model: Path) -> None:
     rows = bench_inference(tiny_model, frames_with_patches(6), threads=(1,), batches=(1, 3), repeats=1,
                            options=DetectorOptions(confidence=0.5))
-    assert [(r.path, r.batch) for r in rows] == [(OURS, 1), (ULTRALYTICS, 1), (OURS, 3), (ULTRALYTICS, 3)]
+    assert [(r.path, r.batch) for r in rows] == [(OURS, 1), (NETWORK, 1), (ULTRALYTICS, 1), (OURS, 3), (NETWORK, 3),
+                                                 (ULTRALYTICS, 3)]
     ours = [r for r in rows if r.path == OURS]
     assert all(r.agreement == 1.0 and r.reference == ULTRALYTICS and r.speedup > 0 for r in ours)
     assert all(r.speedup == 1.0 for r in rows if r.path == ULTRALYTICS)
@@ -230,4 +269,4 @@ def test_cli_writes_the_rows_as_json(tiny_model: Path, tmp_path: Path, monkeypat
     captured = capsys.readouterr()
     assert "ultralytics is not installed" in captured.err
     assert "| ours fp32 | 1 | 1 |" in captured.out
-    assert [row["path"] for row in json.loads(out.read_text())] == [OURS]
+    assert [row["path"] for row in json.loads(out.read_text())] == [OURS, NETWORK]

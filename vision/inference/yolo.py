@@ -14,7 +14,7 @@ box decoding's softmax rewritten into the form ONNX Runtime computes fastest (sa
 from __future__ import annotations
 
 import ast
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,18 +139,25 @@ class YoloDetector:
         return self.detect_batch([image])[0]
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        if not images:
-            return []
-        step = len(images) if self.batches else self.fixed_batch
         results: list[Detections] = []
+        for chunk, blob, boxes in self.model_inputs(images):
+            raw = self.model.run({self.input_name: blob})[0]
+            results += [self.postprocess(raw[i], boxes[i], img.shape[:2]) for i, img in enumerate(chunk)]
+        return results
+
+    def model_inputs(self, images: Sequence[np.ndarray]
+                     ) -> Iterator[tuple[Sequence[np.ndarray], np.ndarray, list[Letterbox]]]:
+        """The runs `detect_batch` makes: (frames, input blob, letterboxes), one per model run. A blob
+        is the reused buffer: run it before taking the next."""
+        if not images:
+            return
+        step = len(images) if self.batches else self.fixed_batch
         for start in range(0, len(images), step):
             chunk = images[start:start + step]
             # Frames of several sizes share the full input, as in ultralytics (each size would want its own).
             stride = self.rect_stride if len({img.shape for img in chunk}) == 1 else None
             blob, boxes = self.preprocess(chunk, batch=step if self.fixed_batch else len(chunk), stride=stride)
-            raw = self.model.run({self.input_name: blob})[0]
-            results += [self.postprocess(raw[i], boxes[i], img.shape[:2]) for i, img in enumerate(chunk)]
-        return results
+            yield chunk, blob, boxes
 
     def preprocess(self, images: Sequence[np.ndarray], batch: int,
                    stride: int | None = None) -> tuple[np.ndarray, list[Letterbox]]:
